@@ -1,0 +1,68 @@
+"""The one error tree of `drills`.
+
+Every error the harness raises on purpose is a `DrillsError`; foreign errors (OSError, httpx,
+docker, yaml) are translated at the module boundary with ``raise X(...) from exc``.
+Exit codes are decided by the CLI alone, from the class of the error::
+
+    DrillsError
+    ├── SpecError           bad input: drill file, --set override, CLI argument      (exit 2)
+    ├── EnvironmentError_   the environment or the harness itself failed             (exit 3)
+    │   ├── StackError          a stack would not start, a node would not answer
+    │   ├── ProxyError          the Toxiproxy server or a proxy operation failed
+    │   └── LoadError           the load generator failed
+    └── FaultError          a fault could not be injected                             (exit 3)
+        └── RevertError     a fault could not be reverted (the ledger says which)     (exit 4)
+"""
+
+from __future__ import annotations
+
+
+class DrillsError(Exception):
+    """Root of every error raised by `drills` on purpose."""
+
+
+class SpecError(DrillsError):
+    """A drill file, an override or an argument is invalid.
+
+    ``source`` names the file (or ``--set``), ``field`` the dotted path inside it, and the
+    message says what was expected. The string form reads ``source: field: message``.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
+        self.message = message
+        self.source = source
+        self.field = field
+        parts = [p for p in (source, field) if p]
+        super().__init__(": ".join([*parts, message]))
+
+
+class EnvironmentError_(DrillsError):  # noqa: N801 - avoid shadowing the builtin EnvironmentError
+    """The environment or the harness failed (not the system under test, not the input)."""
+
+
+class StackError(EnvironmentError_):
+    """A stack could not be started, stopped, or reached. Carries the node's log tail if known."""
+
+    def __init__(self, message: str, *, logs: str | None = None):
+        self.logs = logs
+        super().__init__(message if not logs else f"{message}\n--- last log lines ---\n{logs}")
+
+
+class ProxyError(EnvironmentError_):
+    """The Toxiproxy server refused or failed an operation (status and message kept)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message if status is None else f"{message} (HTTP {status})")
+
+
+class LoadError(EnvironmentError_):
+    """The load generator (Locust subprocess) failed to start or died."""
+
+
+class FaultError(DrillsError):
+    """A fault could not be injected."""
+
+
+class RevertError(FaultError):
+    """A fault could not be reverted; the ledger on disk still lists it."""

@@ -1,0 +1,1 @@
+"""ClipStream: the reference short-video app that `drills` breaks."""
