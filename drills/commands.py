@@ -1,0 +1,111 @@
+"""What each ``drill`` subcommand does (argument parsing and exit codes are in `drills.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+from drills.catalog import builtin_drills
+from drills.cli import EXIT_INPUT, EXIT_OK, EXIT_REVERT, exit_code
+from drills.errors import SpecError
+from drills.spec import load_drill
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from drills.engine import RunOptions, run_drill
+    from drills.live import LiveView
+
+    spec = load_drill(args.drill, sets=args.sets)
+    with LiveView(spec.drill, console) as view:
+        result = run_drill(spec, RunOptions(out=args.out, provider=args.provider, keep=args.keep,
+                                            observer=view))  # fmt: skip
+    print_summary(console, result.journal, result.run_dir)
+    return exit_code(result.error, result.verdict, spec.expect)
+
+
+def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"{journal.drill}: {journal.verdict.upper()}")
+    for col in ("objective", "target", "measured", "result"):
+        table.add_column(col)
+    for o in journal.objectives:
+        res = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "unknown"}[o.passed]
+        table.add_row(o.name, o.target, o.measured, res)
+    console.print(table)
+    if journal.error:
+        console.print(f"[red]error:[/red] {journal.error}", highlight=False)
+    if journal.expect != "pass":
+        same = journal.verdict == journal.expect
+        console.print(f"expected verdict: {journal.expect} — "
+                      f"{'as expected' if same else 'NOT as expected'}")  # fmt: skip
+    console.print(f"verdict: {journal.verdict}  ·  {journal.duration_s:.1f}s  ·  report: "
+                  f"{run_dir}/report.md", highlight=False)  # fmt: skip
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    table = Table(title="built-in drills")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description, _path in builtin_drills():
+        table.add_row(name, description)
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    worst = EXIT_OK
+    for f in args.files:
+        try:
+            spec = load_drill(f)
+        except SpecError as exc:
+            console.print(f"[red]invalid[/red] {exc}", highlight=False)
+            worst = EXIT_INPUT
+        else:
+            console.print(f"[green]ok[/green] {f}: {spec.drill}", highlight=False)
+    return worst
+
+
+def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
+    from drills.faults import rollback
+    from drills.ledger import Ledger
+    from drills.stack.open import attach
+
+    ledger = Ledger(args.run_dir)
+    if not ledger.path.exists():
+        raise SpecError("no ledger.jsonl here: not a run directory", source=str(args.run_dir))
+    pending = ledger.pending()
+    if not pending:
+        console.print(f"nothing to roll back in {args.run_dir}")
+        return EXIT_OK
+    stack = attach(args.run_dir / "stack")
+    done, failures = rollback(stack, ledger)
+    for fid in done:
+        console.print(f"reverted {fid}")
+    for f in failures:
+        console.print(f"[red]could not revert[/red] {f.id} ({f.kind} {f.target}): {f.reason}")
+    if not failures:
+        stack.wait_healthy(timeout=30.0)
+        console.print("every node is back; the stack is still up "
+                      f"(drill stack down --dir {args.run_dir / 'stack'})")  # fmt: skip
+    return EXIT_REVERT if failures else EXIT_OK
+
+
+def cmd_stack(args: argparse.Namespace, console: Console) -> int:
+    from drills import stackctl
+
+    return stackctl.ACTIONS[args.action](args, console)
+
+
+COMMANDS: Mapping[str, Callable[[argparse.Namespace, Console], int]] = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "validate": cmd_validate,
+    "rollback": cmd_rollback,
+    "stack": cmd_stack,
+}
+
+
+def dispatch(args: argparse.Namespace, console: Console) -> int:
+    return COMMANDS[args.command](args, console)

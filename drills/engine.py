@@ -1,0 +1,237 @@
+"""The engine: runs one drill from a validated spec to a verdict and a run directory.
+
+Phases (DESIGN.md): prepare -> baseline -> inject -> restore -> settle -> quiesce -> final read ->
+verify -> report -> teardown. The lifecycle is an `ExitStack`: the stack is entered first and the
+fault injector second, so whatever fails (an exception, Ctrl-C, SIGTERM), every fault is reverted
+before the stack is torn down, and the load is stopped before either. SIGTERM is turned into
+KeyboardInterrupt for the duration of a run so that it takes the same path as Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drills import readback
+from drills.errors import DrillsError, EnvironmentError_, LoadError, RevertError
+from drills.events import Observer, Quiet, Safe, describe
+from drills.faults import Injector, rollback
+from drills.journal import Journal, PhaseRecord
+from drills.ledger import Ledger
+from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
+from drills.model import Request
+from drills.report import write_reports
+from drills.schedule import Action, end_of_faults, plan
+from drills.spec import DrillSpec, validate_targets
+from drills.stack.base import Stack
+from drills.stack.open import open_stack, stale_stacks
+from drills.verdict import baseline_health, fault_plans, judge
+
+#: Below this success rate in the baseline, the system is unhealthy before any fault: abort.
+BASELINE_MIN_SUCCESS = 0.9
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a drill: where (``out``), on which provider (overrides the file), keep the
+    stack afterwards, and who watches (``observer``)."""
+
+    out: Path | None = None
+    provider: str | None = None
+    keep: bool = False
+    observer: Observer = field(default_factory=Quiet)
+    runs_root: Path = Path("runs")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    journal: Journal
+    error: DrillsError | None = None
+
+    @property
+    def verdict(self) -> str:
+        return self.journal.verdict
+
+
+def run_dir_for(spec: DrillSpec, options: RunOptions) -> Path:
+    if options.out is not None:
+        return Path(options.out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return options.runs_root / f"{spec.drill}-{stamp}"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Run:
+    """One drill run: holds the records as they are made and the journal being written."""
+
+    def __init__(self, spec: DrillSpec, options: RunOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.obs = Safe(options.observer)
+        self.provider = options.provider or spec.stack.provider
+        self.run_dir = run_dir_for(spec, options).resolve()
+        self.journal = Journal.start(spec, provider=self.provider)
+        self.requests: list[Request] = []
+        self.injector: Injector | None = None
+
+    # -- phases -----------------------------------------------------------------------------
+    def phase(self, name: str) -> None:
+        self.journal.enter(PhaseRecord(name=name, started_at=time.time()))
+        self.obs.phase(name, time.time())
+
+    def execute(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        error: DrillsError | None = None
+        try:
+            with sigterm_as_interrupt():
+                self._lifecycle()
+        except KeyboardInterrupt:
+            error = EnvironmentError_("interrupted (Ctrl-C or SIGTERM); every fault was reverted")
+        except DrillsError as exc:
+            error = exc
+        if self.injector is not None and self.injector.failures:
+            error = RevertError(
+                "faults still in force (see ledger.jsonl; run `drill rollback "
+                f"{self.run_dir}`): " + "; ".join(f.reason for f in self.injector.failures)
+            )
+        if error is not None:
+            self.journal.fail(error)
+            self.obs.message(f"error: {error}")
+            with contextlib.suppress(DrillsError, OSError):
+                write_reports(self.run_dir, self.journal)
+        return RunResult(self.run_dir, self.journal, error)
+
+    def _lifecycle(self) -> None:
+        spec = self.spec
+        self.phase("prepare")
+        for line in rollback_stale(self.options.runs_root, exclude=self.run_dir):
+            self.obs.message(line)
+        with ExitStack() as lifecycle:
+            stack = lifecycle.enter_context(
+                open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
+                           keep=self.options.keep)  # fmt: skip
+            )
+            validate_targets(spec, stack.topology)
+            injector = lifecycle.enter_context(Injector(stack, Ledger(self.run_dir)))
+            self.injector = injector
+            before = readback.final_read(stack.store_urls).authoritative
+            preexisting = before.videos if before else frozenset()
+            load_cfg = LoadConfig(
+                locustfile=resolve_locustfile(spec.load.locustfile), host=stack.api_url,
+                users=spec.load.users, rate=spec.load.rate, timeout_s=spec.load.timeout,
+                record_dir=self.run_dir / "load",
+            )  # fmt: skip
+            with LoadRunner(load_cfg) as load:
+                self._timeline(load, injector, stack)
+            load.merge_into(self.run_dir)
+            self.journal.faults = list(injector.records)
+            self.phase("quiesce")
+            converged, waited = readback.wait_converged(stack.store_urls,
+                                                        timeout=spec.timeline.quiesce)
+            self.phase("final read")
+            final = readback.final_read(stack.store_urls)
+            self.phase("verify")
+            self.journal.judge(judge(
+                spec, requests=load.requests(), history=load.history(), faults=injector.records,
+                final=final, t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
+                converged=converged, quiesce_s=waited,
+            ))  # fmt: skip
+            self.phase("report")
+            write_reports(self.run_dir, self.journal)
+            self.phase("teardown")
+        self.journal.finish()
+        write_reports(self.run_dir, self.journal)
+
+    def _timeline(self, load: LoadRunner, injector: Injector, stack: Stack) -> None:
+        """Baseline, then every inject/revert on schedule, then settle; load runs throughout."""
+        spec = self.spec
+        actions = plan(fault_plans(spec))
+        t0 = load.wait_started(timeout=30.0)
+        self.journal.load_started_at = t0
+        self.phase("baseline")
+        end = max(spec.timeline.baseline, end_of_faults(actions)) + spec.timeline.settle
+        gate_at = spec.timeline.baseline
+        pending = list(actions)
+        gated = False
+        while True:
+            now = time.time() - t0
+            self._pump(load)
+            if not gated and now >= gate_at:
+                gated = True
+                self._gate(t0)
+            while pending and pending[0].at <= now and gated:
+                self._act(pending.pop(0), injector, t0)
+                if not pending:
+                    self.phase("settle")
+            if now >= end and gated and not pending:
+                return
+            if not load.alive:
+                raise LoadError("the load generator died: " + load.log_tail())
+            time.sleep(POLL_S)
+
+    def _pump(self, load: LoadRunner) -> None:
+        batch = load.poll()
+        if batch:
+            self.requests.extend(batch)
+            self.obs.requests(batch, time.time())
+
+    def _gate(self, t0: float) -> None:
+        """Abort if the system is unhealthy before any fault (baseline phase)."""
+        health = baseline_health(self.requests, t0=t0, baseline_s=self.spec.timeline.baseline)
+        self.journal.baseline = health
+        bad = {op: s for op, s in health.items() if s < BASELINE_MIN_SUCCESS}
+        if not health or bad:
+            detail = ", ".join(f"{op} {s:.0%}" for op, s in bad.items()) or "no requests at all"
+            raise EnvironmentError_(f"the system was unhealthy before any fault: {detail}")
+
+    def _act(self, action: Action, injector: Injector, t0: float) -> None:
+        w = action.window
+        what = describe(w.entry.kind, w.entry.target)
+        if action.verb == "inject":
+            if not injector.active:
+                self.phase("inject")
+            injector.inject(w.entry, scheduled_at=w.on)
+            self.obs.fault(w.entry.id, what, True, time.time())
+        else:
+            injector.revert(w.entry.id)
+            self.obs.fault(w.entry.id, what, False, time.time())
+            if not injector.active:
+                self.phase("restore")
+
+
+def rollback_stale(runs_root: Path, *, exclude: Path) -> list[str]:
+    """Revert faults left in force by earlier runs whose harness died (their ledgers)."""
+    lines = []
+    for run_dir, stack in stale_stacks(runs_root, exclude=exclude):
+        done, failures = rollback(stack, Ledger(run_dir))
+        lines += [f"rolled back {fid} left by {run_dir}" for fid in done]
+        lines += [f"could not roll back {f.id} in {run_dir}: {f.reason}" for f in failures]
+        if not failures and not stack.keep:
+            stack.down()
+            lines.append(f"stopped the stack left running by {run_dir}")
+    return lines
+
+
+def run_drill(spec: DrillSpec, options: RunOptions | None = None) -> RunResult:
+    """Run one drill; never raises a `DrillsError` (it is in the result), only programming errors."""
+    return Run(spec, options or RunOptions()).execute()

@@ -1,0 +1,155 @@
+"""The journal: the whole truth of one run, written as ``journal.json``.
+
+Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``error``), ``expect``,
+``started_at``, ``finished_at``, ``provider``, ``load_started_at``, ``phases`` (name, started_at,
+ended_at), ``faults`` (id, kind, target, scheduled offset, effective injected/reverted times),
+``baseline`` (success rate per class before any fault), ``objectives`` (list of {name, target,
+measured, passed}), ``metrics`` (``rto_s`` per class, ``lost_acked_writes``, ``rpo_s``,
+``counters_out_of_bounds``, ``zero_reads``, ``split_brain``, ``divergent_keys``, ...), ``checks``
+(every check's summary and findings), ``spec`` (the drill file as run), ``environment`` and
+``error``. The engine fills a `Journal` as the run goes; reports are rendered from it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drills import __version__
+from drills.errors import DrillsError
+from drills.model import CheckResult, FaultRecord
+
+JOURNAL_FILE = "journal.json"
+
+
+@dataclass(slots=True)
+class PhaseRecord:
+    name: str
+    started_at: float
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """One objective of the drill file: what was asked, what was measured, and the outcome."""
+
+    name: str
+    target: str
+    measured: str
+    passed: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the checks concluded: objectives, the metrics block and every check's evidence."""
+
+    objectives: tuple[Objective, ...]
+    metrics: dict[str, Any]
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed is True for o in self.objectives)
+
+
+@dataclass
+class Journal:
+    drill: str
+    description: str
+    provider: str
+    expect: str
+    spec: dict[str, Any]
+    started_at: float
+    verdict: str = "error"
+    finished_at: float | None = None
+    load_started_at: float | None = None
+    phases: list[PhaseRecord] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    baseline: dict[str, float] = field(default_factory=dict)
+    objectives: list[Objective] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checks: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, spec: Any, *, provider: str) -> Journal:
+        return cls(
+            drill=spec.drill, description=spec.description, provider=provider,
+            expect=getattr(spec, "expect", "pass"), spec=spec.model_dump(mode="json", by_alias=True),
+            started_at=time.time(), environment=environment(),
+        )  # fmt: skip
+
+    def enter(self, phase: PhaseRecord) -> None:
+        if self.phases and self.phases[-1].ended_at is None:
+            self.phases[-1].ended_at = phase.started_at
+        self.phases.append(phase)
+
+    def judge(self, judgement: Judgement) -> None:
+        self.objectives = list(judgement.objectives)
+        self.metrics = dict(judgement.metrics)
+        self.checks = list(judgement.checks)
+        self.verdict = "pass" if judgement.passed else "fail"
+
+    def fail(self, error: DrillsError) -> None:
+        self.verdict = "error"
+        self.error = f"{type(error).__name__}: {error}"
+        self.finish()
+
+    def finish(self) -> None:
+        now = time.time()
+        if self.phases and self.phases[-1].ended_at is None:
+            self.phases[-1].ended_at = now
+        self.finished_at = now
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at or time.time()) - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [f.to_dict() for f in self.faults]
+        d["checks"] = [
+            {"name": c.name, "passed": c.passed, "summary": c.summary,
+             "metrics": _jsonable(c.metrics), "findings": list(c.findings)}
+            for c in self.checks
+        ]  # fmt: skip
+        d["metrics"] = _jsonable(self.metrics)
+        return d
+
+    def write(self, run_dir: Path) -> Path:
+        path = Path(run_dir) / JOURNAL_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False))
+        tmp.replace(path)
+        return path
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values from metrics (frozensets and tuples become sorted lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def environment() -> dict[str, str]:
+    return {
+        "drills": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpus": str(os.cpu_count()),
+    }

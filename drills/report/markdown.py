@@ -1,0 +1,76 @@
+"""``report.md``: the verdict, the objectives table, the metrics with what each means, the
+faults with their effective times, and every check's evidence."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from drills.journal import Journal
+
+#: What each metric means, printed under the metrics table (kept in sync with README.md).
+METRIC_HELP = {
+    "rto_s": "seconds from fault start until the class held its baseline success rate and half "
+    "its baseline throughput for the hold time (per class; 'not recovered' if never)",
+    "lost_acked_writes": "uploads the service acknowledged that the final read does not have",
+    "rpo_s": "how far back before the fault the oldest lost acknowledged write was (0 = none)",
+    "unexpected_writes": "videos in the final read that no client ever attempted",
+    "counters_out_of_bounds": "counters outside [acked increments, acked + indeterminate]",
+    "zero_reads": "reads that showed 0 while acknowledged increments were already > 0",
+    "split_brain": "two stores acknowledged under one epoch, or a stale epoch acked a write",
+    "divergent_keys": "keys on which the stores still differ after quiesce",
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def _when(t: float | None, t0: float | None) -> str:
+    if t is None:
+        return "—"
+    return f"+{t - t0:.2f}s" if t0 else time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def render(j: Journal) -> str:
+    t0 = j.load_started_at
+    out = [f"# Drill `{j.drill}` — {j.verdict.upper()}", "", j.description, ""]
+    out.append(f"Provider `{j.provider}`, ran {j.duration_s:.1f} s, "
+               f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j.started_at))}.")  # fmt: skip
+    if j.expect != "pass":
+        out.append(f"This drill is expected to **{j.expect}** (it rehearses a known weakness).")
+    if j.error:
+        out += ["", f"**Error:** {j.error}"]
+    out += ["", "## Objectives", "", "| objective | target | measured | result |", "|---|---|---|---|"]
+    for o in j.objectives:
+        res = {True: "pass", False: "**FAIL**", None: "unknown"}[o.passed]
+        out.append(f"| {o.name} | {o.target} | {o.measured} | {res} |")
+    out += ["", "## Metrics", "", "| metric | value | meaning |", "|---|---|---|"]
+    for key, value in j.metrics.items():
+        out.append(f"| {key} | {_fmt(value)} | {METRIC_HELP.get(key, '')} |")
+    out += ["", "## Faults (times from load start)", "",
+            "| id | kind | target | scheduled | injected | reverted |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for f in j.faults:
+        out.append(f"| {f.id} | {f.kind} | {f.target} | +{f.scheduled_at:g}s | "
+                   f"{_when(f.injected_at, t0)} | {_when(f.reverted_at, t0)} |")  # fmt: skip
+    out += ["", "## Phases", ""]
+    out += [f"- {p.name}: {_when(p.started_at, t0)} → {_when(p.ended_at, t0)}" for p in j.phases]
+    out += ["", "## Checks", ""]
+    for c in j.checks:
+        res = {True: "pass", False: "FAIL", None: "unknown"}[c.passed]
+        out.append(f"### {c.name}: {res}")
+        out += ["", c.summary, ""]
+        out += [f"- {line}" for line in c.findings]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_markdown(path: Path, journal: Journal) -> None:
+    Path(path).write_text(render(journal), encoding="utf-8")

@@ -1,0 +1,101 @@
+"""The `Stack` interface every provider implements, and the topology it exposes.
+
+A stack is made of **nodes** (a process or a container) grouped in **zones**, and **links**: named
+TCP paths between services that go through a Toxiproxy proxy. The engine and the faults only ever
+talk to a stack through this protocol; providers are siblings (`local.py`, `docker.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+NodeState = Literal["running", "stopped", "paused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Zones (zone -> its nodes) and link names of a stack, used to validate drill targets."""
+
+    zones: Mapping[str, tuple[str, ...]]
+    links: tuple[str, ...]
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(n for members in self.zones.values() for n in members)
+
+    def zone_of(self, node: str) -> str:
+        return next(z for z, members in self.zones.items() if node in members)
+
+
+class Link(Protocol):
+    """What a fault needs of a link (`drills.toxiproxy.client.Link` implements it). Every method
+    is idempotent; the toxic-adding ones return the names of the toxics they added."""
+
+    name: str
+    listen: str
+
+    def down(self) -> None: ...
+
+    def up(self) -> None: ...
+
+    def blackhole(self) -> list[str]: ...
+
+    def reset_peer(self) -> list[str]: ...
+
+    def latency(self, ms: float, jitter: float = 0) -> list[str]: ...
+
+    def bandwidth(self, kbps: float) -> list[str]: ...
+
+    def remove_toxic(self, name: str) -> None: ...
+
+    def heal(self) -> None: ...
+
+
+@runtime_checkable
+class Stack(Protocol):
+    """A running system under test.
+
+    Node verbs return the wall-clock time at which the action took effect (for ``kill``: when the
+    process or container was seen dead), so fault records carry effective, not requested, times.
+    Every verb is idempotent: killing a stopped node or starting a running one does nothing.
+    """
+
+    provider: str
+    topology: Topology
+    keep: bool  # leave it running when the context exits (``--keep``)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the user-facing service, reachable from the harness."""
+        ...
+
+    @property
+    def store_urls(self) -> Mapping[str, str]:
+        """Direct (un-proxied) URLs of every store node, for status and the final read."""
+        ...
+
+    def kill(self, nodes: Sequence[str]) -> Mapping[str, float]:
+        """SIGKILL every node at once (no goodbye); return when each was seen dead."""
+        ...
+
+    def start(self, nodes: Sequence[str]) -> Mapping[str, float]:
+        """Start every stopped node; return when each was started (not yet healthy)."""
+        ...
+
+    def pause(self, node: str) -> float: ...
+
+    def resume(self, node: str) -> float: ...
+
+    def status(self, node: str) -> NodeState: ...
+
+    def link(self, name: str) -> Link: ...
+
+    def logs(self, node: str, lines: int = 40) -> str: ...
+
+    def wait_healthy(self, timeout: float = 30.0) -> None: ...
+
+    def down(self) -> None:
+        """Stop and remove every node (and what the stack started for its links)."""
+        ...

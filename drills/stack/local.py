@@ -1,0 +1,284 @@
+"""The ``local`` provider: every ClipStream node a child process in its own process group, every
+link a proxy on a Toxiproxy server (ours, started here, unless ``TOXIPROXY_URL`` names one).
+
+Zones are ClipStream's (`drills.stack.clipstream.TOPOLOGY`). ``kill`` is SIGKILL to the node's
+process group (what a power cut does to a process: no goodbye, un-fsync'd data gone); ``start``
+runs the same command again with the same data directory. The stack writes ``stack.json`` into
+its work directory (pids and full launch specs) so that ``drill rollback`` and ``drill stack
+down`` can act on it after the harness process is gone (`LocalStack.attach`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from drills.errors import StackError
+from drills.stack import clipstream
+from drills.stack.base import NodeState, Topology
+from drills.stack.process import (
+    ProcessSpec,
+    proc_state,
+    signal_group,
+    spawn,
+    stop_group,
+    tail,
+    wait_dead,
+    wait_http,
+)
+from drills.toxiproxy.client import Link, ToxiproxyClient
+
+STATE_FILE = "stack.json"
+TOXIPROXY = "toxiproxy"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clipstream_command() -> list[str]:
+    """How to run the ``clipstream`` console script of the Python running the harness."""
+    beside = Path(sys.executable).parent / "clipstream"
+    found = str(beside) if beside.exists() else shutil.which("clipstream")
+    if not found:
+        raise StackError("the 'clipstream' command is not installed (pip install -e .)")
+    return [found]
+
+
+class LocalStack:
+    """ClipStream as local processes. Use as a context manager: ``with LocalStack(...) as s:``.
+
+    ``config`` is the drill's ``stack.config`` (knobs). ``work_dir`` receives data directories,
+    node logs and ``stack.json``. With ``keep=True`` the processes outlive the context (``drill
+    run --keep``, ``drill stack up``); `LocalStack.attach` finds them again.
+    """
+
+    provider = "local"
+    topology: Topology = clipstream.TOPOLOGY
+
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        config: Mapping[str, object] | None = None,
+        toxiproxy_url: str | None = None,
+        keep: bool = False,
+    ) -> None:
+        self.work_dir = Path(work_dir).resolve()
+        self.config = dict(config or {})
+        self.keep = keep
+        self._toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
+        self._specs: dict[str, ProcessSpec] = {}
+        self._pids: dict[str, int] = {}
+        self._direct: dict[str, str] = {}
+        self._tp: ToxiproxyClient | None = None
+        self._links: dict[str, Link] = {}
+        self._proxy_error: str | None = None
+        self._owner = os.getpid()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.keep:
+            self.down()
+
+    def up(self, timeout: float = 30.0) -> None:
+        """Start the proxy server, create every link, start every node, wait until healthy."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._start_toxiproxy()
+        assert self._tp is not None
+        self._direct = {n: f"127.0.0.1:{free_port()}" for n in self.topology.nodes}
+        via = {}
+        for name in self.topology.links:
+            upstream = self._direct[clipstream.link_upstream(name)]
+            link = self._tp.create_link(name, upstream=upstream, listen="127.0.0.1:0")
+            self._links[name] = link
+            via[name] = link.listen
+        wiring = clipstream.Wiring(direct=self._direct, via=via)
+        env = clipstream.knob_env(self.config)
+        for node in self.topology.nodes:
+            data = self.work_dir / "data" / node
+            data.mkdir(parents=True, exist_ok=True)
+            argv = clipstream_command() + clipstream.node_args(
+                node, wiring, data_dir=str(data), bind_host="127.0.0.1"
+            )
+            self._specs[node] = ProcessSpec(
+                name=node, argv=tuple(argv), env=env, log=str(self.work_dir / "logs" / f"{node}.log"),
+                health_url=f"http://{self._direct[node]}/healthz",
+            )  # fmt: skip
+        for node in self.topology.nodes:
+            self._pids[node] = spawn(self._specs[node]).pid
+        self._save()
+        self.wait_healthy(timeout)
+
+    def down(self) -> None:
+        """Stop every node (SIGTERM, then SIGKILL) and the proxy server if we started it."""
+        for name, pid in list(self._pids.items()):
+            stop_group(pid)
+            del self._pids[name]
+        if self._tp is not None:
+            self._tp.close()
+            self._tp = None
+        self._save()
+
+    def _start_toxiproxy(self) -> None:
+        if self._toxiproxy_url:
+            self._tp = ToxiproxyClient.connect(self._toxiproxy_url).__enter__()
+            return
+        port = free_port()
+        spec = ProcessSpec(
+            name=TOXIPROXY,
+            argv=(sys.executable, "-m", "drills.toxiproxy", "--host", "127.0.0.1", "--port", str(port)),
+            env={}, log=str(self.work_dir / "logs" / "toxiproxy.log"),
+            health_url=f"http://127.0.0.1:{port}/version",
+        )  # fmt: skip
+        self._specs[TOXIPROXY] = spec
+        self._pids[TOXIPROXY] = spawn(spec).pid
+        self._toxiproxy_url = f"http://127.0.0.1:{port}"
+        self._wait_node(TOXIPROXY, timeout=15.0)
+        self._tp = ToxiproxyClient.connect(self._toxiproxy_url).__enter__()
+
+    # -- state file (rollback after the harness died) -----------------------------------------
+    def _save(self) -> None:
+        state = {
+            "provider": self.provider,
+            "owner_pid": self._owner,
+            "keep": self.keep,
+            "toxiproxy_url": self._toxiproxy_url,
+            "direct": self._direct,
+            "pids": self._pids,
+            "specs": {n: s.to_dict() for n, s in self._specs.items()},
+            "links": {n: link.listen for n, link in self._links.items()},
+        }
+        tmp = self.work_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.work_dir / STATE_FILE)
+
+    @classmethod
+    def attach(cls, work_dir: Path) -> LocalStack:
+        """Find a stack again from its ``stack.json`` (the harness that started it may be dead)."""
+        path = Path(work_dir) / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StackError(f"{path}: no readable local stack state ({exc})") from exc
+        stack = cls(work_dir=Path(work_dir), toxiproxy_url=state["toxiproxy_url"],
+                    keep=bool(state.get("keep")))
+        stack._specs = {n: ProcessSpec.from_dict(s) for n, s in state["specs"].items()}
+        stack._pids = {n: int(p) for n, p in state["pids"].items()}
+        stack._direct = dict(state["direct"])
+        stack._owner = int(state.get("owner_pid") or 0)
+        try:
+            stack._tp = ToxiproxyClient.connect(state["toxiproxy_url"]).__enter__()
+            stack._links = {n: stack._tp.link(n) for n in state["links"]}
+        except Exception as exc:  # noqa: BLE001 - a dead proxy server must not block node rollback
+            stack._tp = None
+            stack._links = {}
+            stack._proxy_error = str(exc)
+        return stack
+
+    # -- the Stack protocol --------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return f"http://{self._direct['api']}"
+
+    @property
+    def store_urls(self) -> Mapping[str, str]:
+        return {n: f"http://{self._direct[n]}" for n in clipstream.STORES}
+
+    @property
+    def toxiproxy_url(self) -> str | None:
+        return self._toxiproxy_url
+
+    def _check(self, nodes: Sequence[str]) -> None:
+        for node in nodes:
+            if node not in self._specs or node == TOXIPROXY:
+                raise StackError(f"unknown node {node!r}; nodes: {', '.join(self.topology.nodes)}")
+
+    def kill(self, nodes: Sequence[str]) -> Mapping[str, float]:
+        self._check(nodes)
+        live = {n: self._pids[n] for n in nodes if n in self._pids}
+        for pid in live.values():
+            signal_group(pid, signal.SIGKILL)
+        dead = wait_dead(list(live.values()))
+        now = time.time()
+        self._save()
+        return {n: dead.get(live[n], now) if n in live else now for n in nodes}
+
+    def start(self, nodes: Sequence[str]) -> Mapping[str, float]:
+        self._check(nodes)
+        started: dict[str, float] = {}
+        for node in nodes:
+            if self.status(node) == "stopped":
+                self._pids[node] = spawn(self._specs[node]).pid
+            elif self.status(node) == "paused":
+                signal_group(self._pids[node], signal.SIGCONT)
+            started[node] = time.time()
+        self._save()
+        return started
+
+    def pause(self, node: str) -> float:
+        self._check([node])
+        if self.status(node) == "running":
+            signal_group(self._pids[node], signal.SIGSTOP)
+        return time.time()
+
+    def resume(self, node: str) -> float:
+        self._check([node])
+        if self.status(node) == "paused":
+            signal_group(self._pids[node], signal.SIGCONT)
+        return time.time()
+
+    def status(self, node: str) -> NodeState:
+        pid = self._pids.get(node)
+        return "stopped" if pid is None else proc_state(pid)  # type: ignore[return-value]
+
+    def link(self, name: str) -> Link:
+        if name not in self._links:
+            why = f" ({self._proxy_error})" if self._proxy_error else ""
+            raise StackError(f"unknown link {name!r}{why}")
+        return self._links[name]
+
+    def logs(self, node: str, lines: int = 40) -> str:
+        spec = self._specs.get(node)
+        return tail(spec.log, lines) if spec else ""
+
+    def _wait_node(self, node: str, timeout: float) -> None:
+        spec = self._specs[node]
+        assert spec.health_url is not None
+        wait_http(
+            spec.health_url, timeout=timeout,
+            alive=lambda: self.status(node) != "stopped",
+            logs=lambda: self.logs(node),
+        )  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Every node answers its health check, and the api knows a primary."""
+        deadline = time.monotonic() + timeout
+        for node in self.topology.nodes:
+            self._wait_node(node, timeout=max(1.0, deadline - time.monotonic()))
+        wait_http(
+            f"{self.api_url}/healthz", timeout=max(1.0, deadline - time.monotonic()),
+            ok=lambda r: r.status_code == 200 and bool(r.json().get("primary")),
+            logs=lambda: self.logs("api"),
+        )  # fmt: skip

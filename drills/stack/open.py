@@ -1,0 +1,77 @@
+"""Choosing and opening a stack provider, and finding stacks left behind by a dead harness."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from drills.errors import SpecError, StackError
+from drills.ledger import Ledger
+from drills.spec import DrillSpec
+from drills.stack.base import Stack
+from drills.stack.local import STATE_FILE, LocalStack
+
+PROVIDERS = ("local", "docker")
+
+
+@contextlib.contextmanager
+def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) -> Iterator[Stack]:
+    """Start the drill's stack with ``provider`` and tear it down on exit (unless ``keep``)."""
+    if provider == "local":
+        with LocalStack(work_dir=work_dir, config=spec.stack.config, keep=keep) as stack:
+            yield stack
+    elif provider == "docker":
+        from drills.stack.docker import DockerStack  # the Docker SDK only when asked for
+
+        with DockerStack.for_spec(spec, work_dir=work_dir, keep=keep) as stack:
+            yield stack
+    else:
+        raise SpecError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}",
+                        field="stack.provider")  # fmt: skip
+
+
+def attach(work_dir: Path) -> Stack:
+    """Find the stack a run started, from the state it wrote in ``work_dir``."""
+    try:
+        provider = json.loads((Path(work_dir) / STATE_FILE).read_text())["provider"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise StackError(f"{work_dir}: no stack state found ({exc})") from exc
+    if provider == "docker":
+        from drills.stack.docker import DockerStack
+
+        return DockerStack.attach(work_dir)
+    return LocalStack.attach(work_dir)
+
+
+def _owner_alive(work_dir: Path) -> bool:
+    try:
+        pid = int(json.loads((work_dir / STATE_FILE).read_text()).get("owner_pid") or 0)
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_stacks(runs_root: Path, *, exclude: Path) -> Iterator[tuple[Path, Stack]]:
+    """Run directories under ``runs_root`` whose ledger lists faults still in force and whose
+    harness is gone, each with its stack re-attached (stacks that cannot be found are skipped)."""
+    if not Path(runs_root).is_dir():
+        return
+    for ledger_path in sorted(Path(runs_root).glob("*/ledger.jsonl")):
+        run_dir = ledger_path.parent
+        if run_dir.resolve() == Path(exclude).resolve() or not Ledger(run_dir).pending():
+            continue
+        if _owner_alive(run_dir / "stack"):
+            continue
+        with contextlib.suppress(StackError):
+            yield run_dir, attach(run_dir / "stack")
