@@ -39,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="drill", description="Disaster-recovery drills: break a stack under load "
-               "and measure RTO, lost writes, counter truth and recovery.")  # fmt: skip
+               "and measure RTO, lost writes, counter truth and recovery.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="run one drill (a built-in name or a YAML file)")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--provider", choices=("local", "docker"))
     run.add_argument("--out", type=Path, help="run directory (default runs/<drill>-<time>)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any field, e.g. stack.config.fsync=never (repeatable)")  # fmt: skip
+                     help="override any field, e.g. stack.config.fsync=never (repeatable)")
     run.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     run.add_argument("--allow-remote-docker", action="store_true")
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--base-image", help="docker build: base image to use if present")
 
     tp = sub.add_parser("toxiproxy", help="run the embedded Toxiproxy-compatible server",
-                        add_help=False)  # fmt: skip
+                        add_help=False)
     tp.add_argument("args", nargs=argparse.REMAINDER)
     return p
 

@@ -21,7 +21,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     spec = load_drill(args.drill, sets=args.sets)
     with LiveView(spec.drill, console) as view:
         result = run_drill(spec, RunOptions(out=args.out, provider=args.provider, keep=args.keep,
-                                            observer=view))  # fmt: skip
+                                            observer=view))
     print_summary(console, result.journal, result.run_dir)
     return exit_code(result.error, result.verdict, spec.expect)
 
@@ -39,9 +39,9 @@ def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[n
     if journal.expect != "pass":
         same = journal.verdict == journal.expect
         console.print(f"expected verdict: {journal.expect} — "
-                      f"{'as expected' if same else 'NOT as expected'}")  # fmt: skip
+                      f"{'as expected' if same else 'NOT as expected'}")
     console.print(f"verdict: {journal.verdict}  ·  {journal.duration_s:.1f}s  ·  report: "
-                  f"{run_dir}/report.md", highlight=False)  # fmt: skip
+                  f"{run_dir}/report.md", highlight=False)
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
@@ -88,7 +88,7 @@ def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
     if not failures:
         stack.wait_healthy(timeout=30.0)
         console.print("every node is back; the stack is still up "
-                      f"(drill stack down --dir {args.run_dir / 'stack'})")  # fmt: skip
+                      f"(drill stack down --dir {args.run_dir / 'stack'})")
     return EXIT_REVERT if failures else EXIT_OK
 
 

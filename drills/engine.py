@@ -129,7 +129,7 @@ class Run:
         with ExitStack() as lifecycle:
             stack = lifecycle.enter_context(
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
-                           keep=self.options.keep)  # fmt: skip
+                           keep=self.options.keep)
             )
             validate_targets(spec, stack.topology)
             injector = lifecycle.enter_context(Injector(stack, Ledger(self.run_dir)))
@@ -140,9 +140,10 @@ class Run:
                 locustfile=resolve_locustfile(spec.load.locustfile), host=stack.api_url,
                 users=spec.load.users, rate=spec.load.rate, timeout_s=spec.load.timeout,
                 record_dir=self.run_dir / "load",
-            )  # fmt: skip
+            )
             with LoadRunner(load_cfg) as load:
                 self._timeline(load, injector, stack)
+            load_end = time.time()
             load.merge_into(self.run_dir)
             self.journal.faults = list(injector.records)
             self.phase("quiesce")
@@ -154,8 +155,8 @@ class Run:
             self.journal.judge(judge(
                 spec, requests=load.requests(), history=load.history(), faults=injector.records,
                 final=final, t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
-                converged=converged, quiesce_s=waited,
-            ))  # fmt: skip
+                converged=converged, quiesce_s=waited, load_end=load_end,
+            ))
             self.phase("report")
             write_reports(self.run_dir, self.journal)
             self.phase("teardown")
@@ -166,7 +167,7 @@ class Run:
         """Baseline, then every inject/revert on schedule, then settle; load runs throughout."""
         spec = self.spec
         actions = plan(fault_plans(spec))
-        t0 = load.wait_started(timeout=30.0)
+        t0 = load.started_at
         self.journal.load_started_at = t0
         self.phase("baseline")
         end = max(spec.timeline.baseline, end_of_faults(actions)) + spec.timeline.settle
@@ -233,5 +234,5 @@ def rollback_stale(runs_root: Path, *, exclude: Path) -> list[str]:
 
 
 def run_drill(spec: DrillSpec, options: RunOptions | None = None) -> RunResult:
-    """Run one drill; never raises a `DrillsError` (it is in the result), only programming errors."""
+    """Run one drill. Never raises a `DrillsError`: it is in the result."""
     return Run(spec, options or RunOptions()).execute()

@@ -36,7 +36,7 @@ class SpecError(DrillsError):
         super().__init__(": ".join([*parts, message]))
 
 
-class EnvironmentError_(DrillsError):  # noqa: N801 - avoid shadowing the builtin EnvironmentError
+class EnvironmentError_(DrillsError):
     """The environment or the harness failed (not the system under test, not the input)."""
 
 

@@ -57,7 +57,7 @@ class Safe:
         def call(*args, **kwargs):  # type: ignore[no-untyped-def]
             try:
                 return fn(*args, **kwargs)
-            except Exception:  # noqa: BLE001 - a listener must not crash the run
+            except Exception:
                 log.exception("observer %s.%s failed", type(self._inner).__name__, name)
                 return None
 

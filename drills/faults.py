@@ -179,14 +179,14 @@ class Injector:
             KINDS[entry.kind].revert(self.stack, entry.target, entry.params, entry.undo)
         except Exception as exc:
             raise RevertError(f"{entry.id}: could not revert {entry.kind} {entry.target}: {exc}") \
-                from exc  # fmt: skip
+                from exc
         now = time.time()
         self.ledger.reverted(fault_id)
         del self._active[fault_id]
         self.records.append(FaultRecord(
             id=entry.id, kind=entry.kind, target=entry.target, scheduled_at=scheduled_at,
             injected_at=injected_at, reverted_at=now, detail={**entry.params, **entry.undo},
-        ))  # fmt: skip
+        ))
         return now
 
     @property
@@ -218,7 +218,7 @@ def rollback(stack: Stack, ledger: Ledger) -> tuple[list[str], list[RevertFailur
     for entry in reversed(ledger.pending()):
         try:
             KINDS[entry.kind].revert(stack, entry.target, entry.params, entry.undo)
-        except Exception as exc:  # noqa: BLE001 - report every failure, try every fault
+        except Exception as exc:
             failures.append(RevertFailure(entry.id, entry.kind, entry.target, str(exc)))
             continue
         ledger.reverted(entry.id)

@@ -83,9 +83,9 @@ class Journal:
     def start(cls, spec: Any, *, provider: str) -> Journal:
         return cls(
             drill=spec.drill, description=spec.description, provider=provider,
-            expect=getattr(spec, "expect", "pass"), spec=spec.model_dump(mode="json", by_alias=True),
+            expect=spec.expect, spec=spec.model_dump(mode="json", by_alias=True),
             started_at=time.time(), environment=environment(),
-        )  # fmt: skip
+        )
 
     def enter(self, phase: PhaseRecord) -> None:
         if self.phases and self.phases[-1].ended_at is None:
@@ -120,7 +120,7 @@ class Journal:
             {"name": c.name, "passed": c.passed, "summary": c.summary,
              "metrics": _jsonable(c.metrics), "findings": list(c.findings)}
             for c in self.checks
-        ]  # fmt: skip
+        ]
         d["metrics"] = _jsonable(self.metrics)
         return d
 

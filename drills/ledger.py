@@ -49,7 +49,7 @@ class Ledger:
     def intend(self, entry: Entry) -> None:
         """Record that ``entry`` is about to be injected (call *before* injecting)."""
         self._append({"event": "inject", "id": entry.id, "kind": entry.kind,
-                      "target": entry.target, "params": dict(entry.params)})  # fmt: skip
+                      "target": entry.target, "params": dict(entry.params)})
 
     def injected(self, fault_id: str, undo: Mapping[str, Any]) -> None:
         """Record what the injection did, for a precise undo (e.g. the toxic names it added)."""

@@ -92,7 +92,7 @@ class LiveView:
     def _render(self) -> Table:
         now = time.time()
         table = Table(title=f"drill {self.drill} — {self.phase_name} — {now - self.started:.0f}s",
-                      caption="faults: " + (", ".join(self.active.values()) or "none"))  # fmt: skip
+                      caption="faults: " + (", ".join(self.active.values()) or "none"))
         table.add_column("class")
         table.add_column("req/s", justify="right")
         table.add_column("errors/s", justify="right")

@@ -19,7 +19,7 @@ from drills.stack.base import Stack
 
 
 def _open(args: argparse.Namespace) -> Stack:
-    config = parse_stack_config(args.sets)
+    config = parse_stack_config(args.sets).model_dump(exclude_none=True)
     if args.provider == "docker":
         from drills.stack.docker import DockerStack
 
@@ -51,7 +51,7 @@ def status(args: argparse.Namespace, console: Console) -> int:
     stack = attach(args.dir)
     final = readback.final_read(stack.store_urls, timeout=2.0)
     roles = {s.name: (s.role or "?", s.epoch) if s.reachable else ("unreachable", None)
-             for s in final.stores}  # fmt: skip
+             for s in final.stores}
     table = Table(title=f"{stack.provider} stack in {args.dir} — api {stack.api_url}")
     for col in ("zone", "node", "state", "role", "epoch"):
         table.add_column(col)

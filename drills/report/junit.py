@@ -20,7 +20,7 @@ def suite(journal: Journal) -> ET.Element:
         if obj.passed is not True:
             failures += 1
             fail = ET.SubElement(case, "failure", message=f"target {obj.target}, measured "
-                                 f"{obj.measured}")  # fmt: skip
+                                 f"{obj.measured}")
             fail.text = f"{obj.name}: target {obj.target}, measured {obj.measured}"
     if journal.error or not cases:
         case = ET.SubElement(el, "testcase", classname=f"drill.{journal.drill}", name="run")

@@ -43,12 +43,13 @@ def render(j: Journal) -> str:
     t0 = j.load_started_at
     out = [f"# Drill `{j.drill}` — {j.verdict.upper()}", "", j.description, ""]
     out.append(f"Provider `{j.provider}`, ran {j.duration_s:.1f} s, "
-               f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j.started_at))}.")  # fmt: skip
+               f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j.started_at))}.")
     if j.expect != "pass":
         out.append(f"This drill is expected to **{j.expect}** (it rehearses a known weakness).")
     if j.error:
         out += ["", f"**Error:** {j.error}"]
-    out += ["", "## Objectives", "", "| objective | target | measured | result |", "|---|---|---|---|"]
+    out += ["", "## Objectives", "", "| objective | target | measured | result |"]
+    out.append("|---|---|---|---|")
     for o in j.objectives:
         res = {True: "pass", False: "**FAIL**", None: "unknown"}[o.passed]
         out.append(f"| {o.name} | {o.target} | {o.measured} | {res} |")
@@ -56,10 +57,10 @@ def render(j: Journal) -> str:
     for key, value in j.metrics.items():
         out.append(f"| {key} | {_fmt(value)} | {METRIC_HELP.get(key, '')} |")
     out += ["", "## Faults (times from load start)", "",
-            "| id | kind | target | scheduled | injected | reverted |", "|---|---|---|---|---|---|"]  # fmt: skip
+            "| id | kind | target | scheduled | injected | reverted |", "|---|---|---|---|---|---|"]
     for f in j.faults:
         out.append(f"| {f.id} | {f.kind} | {f.target} | +{f.scheduled_at:g}s | "
-                   f"{_when(f.injected_at, t0)} | {_when(f.reverted_at, t0)} |")  # fmt: skip
+                   f"{_when(f.injected_at, t0)} | {_when(f.reverted_at, t0)} |")
     out += ["", "## Phases", ""]
     out += [f"- {p.name}: {_when(p.started_at, t0)} → {_when(p.ended_at, t0)}" for p in j.phases]
     out += ["", "## Checks", ""]

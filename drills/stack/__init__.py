@@ -1,1 +1,1 @@
-"""Stacks: where the system under test runs (``local`` processes or a ``docker`` Compose project)."""
+"""Stacks: where the system under test runs (local processes or a docker Compose project)."""

@@ -82,19 +82,19 @@ def node_args(node: str, wiring: Wiring, *, data_dir: str, bind_host: str) -> li
             "--coordinator-url", f"http://{wiring.via['api->coordinator']}",
             "--store", f"store-east=http://{wiring.via['api->store-east']}",
             "--store", f"store-west=http://{wiring.via['api->store-west']}",
-        ]  # fmt: skip
+        ]
     if node == "coordinator":
         return [
             "coordinator", *common, "--data-dir", data_dir, "--primary", "store-east",
             "--store", f"store-east=http://{wiring.via['coordinator->store-east']}",
             "--store", f"store-west=http://{wiring.via['coordinator->store-west']}",
-        ]  # fmt: skip
+        ]
     if node in STORES:
         peer = STORES[1 - STORES.index(node)]
         return [
             "store", *common, "--name", node, "--data-dir", data_dir,
             "--peer-url", f"http://{wiring.via[f'{node}->{peer}']}",
-        ]  # fmt: skip
+        ]
     raise KeyError(node)
 
 

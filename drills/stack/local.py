@@ -123,9 +123,10 @@ class LocalStack:
                 node, wiring, data_dir=str(data), bind_host="127.0.0.1"
             )
             self._specs[node] = ProcessSpec(
-                name=node, argv=tuple(argv), env=env, log=str(self.work_dir / "logs" / f"{node}.log"),
+                name=node, argv=tuple(argv), env=env,
+                log=str(self.work_dir / "logs" / f"{node}.log"),
                 health_url=f"http://{self._direct[node]}/healthz",
-            )  # fmt: skip
+            )
         for node in self.topology.nodes:
             self._pids[node] = spawn(self._specs[node]).pid
         self._save()
@@ -148,10 +149,11 @@ class LocalStack:
         port = free_port()
         spec = ProcessSpec(
             name=TOXIPROXY,
-            argv=(sys.executable, "-m", "drills.toxiproxy", "--host", "127.0.0.1", "--port", str(port)),
+            argv=(sys.executable, "-m", "drills.toxiproxy",
+                  "--host", "127.0.0.1", "--port", str(port)),
             env={}, log=str(self.work_dir / "logs" / "toxiproxy.log"),
             health_url=f"http://127.0.0.1:{port}/version",
-        )  # fmt: skip
+        )
         self._specs[TOXIPROXY] = spec
         self._pids[TOXIPROXY] = spawn(spec).pid
         self._toxiproxy_url = f"http://127.0.0.1:{port}"
@@ -191,7 +193,7 @@ class LocalStack:
         try:
             stack._tp = ToxiproxyClient.connect(state["toxiproxy_url"]).__enter__()
             stack._links = {n: stack._tp.link(n) for n in state["links"]}
-        except Exception as exc:  # noqa: BLE001 - a dead proxy server must not block node rollback
+        except Exception as exc:
             stack._tp = None
             stack._links = {}
             stack._proxy_error = str(exc)
@@ -270,7 +272,7 @@ class LocalStack:
             spec.health_url, timeout=timeout,
             alive=lambda: self.status(node) != "stopped",
             logs=lambda: self.logs(node),
-        )  # fmt: skip
+        )
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Every node answers its health check, and the api knows a primary."""
@@ -281,4 +283,4 @@ class LocalStack:
             f"{self.api_url}/healthz", timeout=max(1.0, deadline - time.monotonic()),
             ok=lambda r: r.status_code == 200 and bool(r.json().get("primary")),
             logs=lambda: self.logs("api"),
-        )  # fmt: skip
+        )

@@ -21,7 +21,8 @@ PROVIDERS = ("local", "docker")
 def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) -> Iterator[Stack]:
     """Start the drill's stack with ``provider`` and tear it down on exit (unless ``keep``)."""
     if provider == "local":
-        with LocalStack(work_dir=work_dir, config=spec.stack.config, keep=keep) as stack:
+        config = spec.stack.config.model_dump(exclude_none=True)
+        with LocalStack(work_dir=work_dir, config=config, keep=keep) as stack:
             yield stack
     elif provider == "docker":
         from drills.stack.docker import DockerStack  # the Docker SDK only when asked for
@@ -30,7 +31,7 @@ def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) ->
             yield stack
     else:
         raise SpecError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}",
-                        field="stack.provider")  # fmt: skip
+                        field="stack.provider")
 
 
 def attach(work_dir: Path) -> Stack:

@@ -34,7 +34,7 @@ class ProcessSpec:
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "argv": list(self.argv), "env": dict(self.env),
-                "log": self.log, "health_url": self.health_url}  # fmt: skip
+                "log": self.log, "health_url": self.health_url}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> ProcessSpec:

@@ -1,0 +1,66 @@
+"""Checks: pure functions from a drill's records to verdicts (DESIGN.md "Measurements").
+
+Every check takes typed records (`drills.model.Request`, `Op`, `FaultRecord`, `FinalRead`)
+and keyword-only parameters, and returns a `drills.model.CheckResult`; no I/O, no clock, no
+globals. The engine composes them:
+
+- `check_rto` (per class and fault; `measure_rtos` / `judge_rto` give the `Rto` records)
+- `check_acked_writes` (lost / unexpected uploads) and `check_rpo`
+- `check_counters` (view/like bounds) and `check_zero_reads`
+- `check_split_brain` (same-epoch / stale-epoch acks, divergent replicas)
+
+plus `series_by_class` / `bucket_series` for plots and live views, and `completions` /
+`outcomes` to pair a history's invokes with their completions.
+"""
+
+from drills.checks.buckets import Bucket, Series, bucket_series, series_by_class
+from drills.checks.counters import (
+    CounterBound,
+    ZeroRead,
+    check_counters,
+    check_zero_reads,
+    counter_bounds,
+    zero_reads,
+)
+from drills.checks.history import Completion, by_id, completions, outcomes
+from drills.checks.params import AnalysisParams
+from drills.checks.rto import Rto, check_rto, judge_rto, measure_rto, measure_rtos
+from drills.checks.splitbrain import (
+    EpochConflict,
+    StaleAck,
+    check_split_brain,
+    divergent_keys,
+)
+from drills.checks.writes import WriteSets, check_acked_writes, check_rpo, observed_rpo, write_sets
+
+__all__ = [
+    "AnalysisParams",
+    "Bucket",
+    "Completion",
+    "CounterBound",
+    "EpochConflict",
+    "Rto",
+    "Series",
+    "StaleAck",
+    "WriteSets",
+    "ZeroRead",
+    "bucket_series",
+    "by_id",
+    "check_acked_writes",
+    "check_counters",
+    "check_rpo",
+    "check_rto",
+    "check_split_brain",
+    "check_zero_reads",
+    "completions",
+    "counter_bounds",
+    "divergent_keys",
+    "judge_rto",
+    "measure_rto",
+    "measure_rtos",
+    "observed_rpo",
+    "outcomes",
+    "series_by_class",
+    "write_sets",
+    "zero_reads",
+]

@@ -1,0 +1,53 @@
+"""Analysis parameters shared by the time-based checks (buckets, RTO).
+
+One frozen record, validated on construction, so a drill file's ``analysis:`` section (parsed
+by the engine) and the defaults travel the same way. Raises `SpecError` for values that would
+make the measurements meaningless.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from drills.errors import SpecError
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParams:
+    """How requests are bucketed and what counts as recovered.
+
+    - ``bucket_s``: bucket width in seconds (requests are grouped by start time).
+    - ``hold_s``: a recovery must hold this long: every bucket of ``[t, t + hold_s)`` is good.
+    - ``rho``: a good bucket carries at least ``rho`` x the baseline requests per bucket (a trickle
+      is not recovery).
+    - ``epsilon``: slack under the baseline success rate in the threshold
+      ``theta = min(objective, baseline_rate - epsilon)``.
+    - ``min_bucket_requests``: the least number of requests the baseline must put in a bucket on
+      average. A class slower than that is measured on wider buckets (the smallest multiple of
+      ``bucket_s`` that reaches it), because at a few requests per bucket empty buckets and
+      throughput dips are noise, not outages. ``0`` keeps ``bucket_s`` for every class.
+
+    Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket or hold, a ``rho``
+    or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests``.
+    """
+
+    bucket_s: float = 0.25
+    hold_s: float = 3.0
+    rho: float = 0.5
+    epsilon: float = 0.02
+    min_bucket_requests: float = 16.0
+
+    def __post_init__(self) -> None:
+        for name in ("bucket_s", "hold_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise SpecError(f"must be a positive number of seconds, got {value!r}",
+                                field=f"analysis.{name}")
+        for name in ("rho", "epsilon"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise SpecError(f"must be within [0, 1], got {value!r}", field=f"analysis.{name}")
+        if not (math.isfinite(self.min_bucket_requests) and self.min_bucket_requests >= 0):
+            raise SpecError(f"must be >= 0, got {self.min_bucket_requests!r}",
+                            field="analysis.min_bucket_requests")

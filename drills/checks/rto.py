@@ -1,0 +1,297 @@
+"""Recovery time (RTO) per operation class after each fault, from the request record.
+
+Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``t_f``:
+
+- **Baseline**: the class's requests starting in ``[baseline_start, baseline_end)`` give the
+  baseline success rate ``s_bar`` and throughput ``lam`` (requests per bucket).
+- **Threshold**: ``theta = min(objective, s_bar - epsilon)``.
+- **Grid**: buckets aligned on ``t_f`` (``[t_f + k*w, t_f + (k+1)*w)``), so an outage of N s
+  reads as N s to within one bucket. ``w`` is ``bucket_s``, widened to the smallest multiple
+  for which the baseline puts ``min_bucket_requests`` in a bucket on average: a class doing
+  a few requests per bucket has empty buckets by chance, and those would read as outages.
+- **Bucket states**: *below* theta if it has requests and ``ok/count < theta``, or if it is
+  empty (the baseline had traffic, so silence is an outage: clients blocked on a dead service
+  start no new requests). *Good* if ``count >= max(1, rho*lam)`` and ``ok/count >= theta``.
+  A bucket with a few requests that all succeed is neither: a trickle is not an outage and not
+  a recovery.
+- **End of record**: only whole buckets before ``end`` (the load's last request start by
+  default) are judged; a window ``[t, t + hold)`` running past them cannot prove recovery.
+- **Span**: the fault's span is ``[t_f, span_end)``, ``span_end`` being the next fault's
+  injection (or the end). Only below buckets inside the span are this fault's outage, so a
+  later fault's outage is not charged to an earlier fault that did nothing.
+- **RTO**: 0 if no bucket of the span is below theta. Otherwise ``t_r`` is the first bucket
+  start after the first below bucket such that every bucket of ``[t_r, t_r + hold)`` is good
+  (``hold`` rounded up to whole buckets; the recovery may lie past the span), and
+  ``RTO = t_r - t_f``; not recovered (None) if there is none. Searching after the first below
+  bucket, rather than from ``t_f``, keeps an outage that starts later than ``hold`` after the
+  injection from reading as RTO 0.
+- **First error / first success**: start of the first failed request of the class in the span,
+  and of the first successful one after it, relative to ``t_f`` (start times, like buckets).
+- **Below**: seconds of below buckets in the span.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from drills.checks.buckets import EDGE_S, complete_buckets, tally
+from drills.checks.findings import bounded
+from drills.checks.params import AnalysisParams
+from drills.errors import SpecError
+from drills.model import OP_CLASSES, CheckResult, FaultRecord, Request
+
+DEFAULT_PARAMS = AnalysisParams()
+
+
+@dataclass(frozen=True, slots=True)
+class Rto:
+    """The recovery of one class after one fault (see the module docstring).
+
+    ``rto_s`` is None when not recovered or not measured; ``measured`` is false when the class
+    had no baseline traffic (then ``threshold`` and ``baseline_rate`` are None). Times in
+    seconds relative to the fault's injection; ``bucket_s`` is the width actually used.
+    """
+
+    op: str
+    fault_id: str
+    rto_s: float | None
+    recovered: bool
+    first_error_s: float | None
+    first_success_s: float | None
+    below_s: float
+    threshold: float | None
+    baseline_rate: float | None
+    baseline_per_bucket: float
+    bucket_s: float
+
+    @property
+    def measured(self) -> bool:
+        """True when the class had baseline traffic, so the RTO means something."""
+        return self.baseline_rate is not None
+
+
+def _first_error_success(
+    reqs: Sequence[Request], *, t_f: float, span_end: float
+) -> tuple[float | None, float | None]:
+    """Start (relative to t_f) of the first failure in the span and the first success after."""
+    first_err: float | None = None
+    for r in reqs:
+        if r.t < t_f - EDGE_S:
+            continue
+        if first_err is None:
+            if r.t >= span_end - EDGE_S:
+                return None, None
+            if not r.ok:
+                first_err = r.t
+        elif r.ok and r.t > first_err:
+            return first_err - t_f, r.t - t_f
+    return (None if first_err is None else first_err - t_f), None
+
+
+def _recovery_index(good: Sequence[bool], *, start: int, hold: int) -> int | None:
+    """First index ``j > start`` with ``good[j:j+hold]`` all true, or None."""
+    run = 0
+    for j in range(start + 1, len(good)):
+        run = run + 1 if good[j] else 0
+        if run == hold:
+            return j - hold + 1
+    return None
+
+
+def _baseline(
+    reqs: Sequence[Request], *, start: float, end: float, params: AnalysisParams
+) -> tuple[float, float, float] | None:
+    """(success rate, requests per bucket, bucket width) of the baseline; None if no traffic.
+
+    The width is ``bucket_s`` widened to reach ``min_bucket_requests`` (module docstring).
+    """
+    base = [r for r in reqs if start - EDGE_S <= r.t < end - EDGE_S]
+    if not base:
+        return None
+    per_bucket = len(base) * params.bucket_s / (end - start)
+    widen = max(1, math.ceil(params.min_bucket_requests / per_bucket - 1e-9))
+    return sum(r.ok for r in base) / len(base), per_bucket * widen, params.bucket_s * widen
+
+
+def measure_rto(
+    requests: Sequence[Request],
+    *,
+    op: str,
+    fault: FaultRecord,
+    baseline_start: float,
+    baseline_end: float,
+    params: AnalysisParams = DEFAULT_PARAMS,
+    objective: float = 1.0,
+    span_end: float | None = None,
+    end: float | None = None,
+) -> Rto:
+    """Measure the RTO of class ``op`` after ``fault`` (definitions in the module docstring).
+
+    ``requests`` is the whole record (every class); ``end`` defaults to its latest start and
+    ``span_end`` to ``end``. Raises `SpecError` for an empty baseline window.
+    """
+    if not baseline_end > baseline_start:
+        raise SpecError(f"baseline window [{baseline_start}, {baseline_end}) is empty",
+                        field="baseline")
+    t_f = fault.injected_at
+    if end is None:
+        end = max((r.t for r in requests), default=t_f)
+    span_end = end if span_end is None else min(span_end, end)
+    reqs = sorted((r for r in requests if r.op == op), key=lambda r: r.t)
+    first_err, first_ok = _first_error_success(reqs, t_f=t_f, span_end=span_end)
+    base = _baseline(reqs, start=baseline_start, end=baseline_end, params=params)
+    if base is None:
+        return Rto(op, fault.id, None, False, first_err, first_ok, 0.0, None, None, 0.0,
+                   params.bucket_s)
+    rate, per_bucket, width = base
+    theta = min(objective, rate - params.epsilon)
+    n = complete_buckets(origin=t_f, end=end, width=width)
+    in_span = min(n, max(0, math.ceil((span_end - t_f - EDGE_S) / width)))
+    counts, oks = tally(reqs, origin=t_f, width=width, n=n)
+    below = [c == 0 or o / c < theta for c, o in zip(counts, oks, strict=True)]
+    good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
+            for c, o in zip(counts, oks, strict=True)]
+    below_in_span = [k for k in range(in_span) if below[k]]
+    j: int | None = 0
+    if below_in_span:
+        hold = max(1, math.ceil(params.hold_s / width - 1e-9))
+        j = _recovery_index(good, start=below_in_span[0], hold=hold)
+    return Rto(
+        op=op,
+        fault_id=fault.id,
+        rto_s=None if j is None else j * width,
+        recovered=j is not None,
+        first_error_s=first_err,
+        first_success_s=first_ok,
+        below_s=len(below_in_span) * width,
+        threshold=theta,
+        baseline_rate=rate,
+        baseline_per_bucket=per_bucket,
+        bucket_s=width,
+    )
+
+
+def measure_rtos(
+    requests: Sequence[Request],
+    *,
+    faults: Sequence[FaultRecord],
+    baseline_start: float,
+    baseline_end: float,
+    params: AnalysisParams = DEFAULT_PARAMS,
+    objectives: Mapping[str, float] | None = None,
+    classes: Sequence[str] = OP_CLASSES,
+    end: float | None = None,
+) -> tuple[Rto, ...]:
+    """`measure_rto` for every fault x class; each fault's span ends at the next injection.
+
+    ``objectives`` maps a class to its target success rate (default 1.0). Faults are taken in
+    injection order; the result is ordered by fault, then by ``classes``.
+    """
+    ordered = sorted(faults, key=lambda f: f.injected_at)
+    if end is None:
+        end = max((r.t for r in requests), default=0.0)
+    out: list[Rto] = []
+    for i, fault in enumerate(ordered):
+        span_end = ordered[i + 1].injected_at if i + 1 < len(ordered) else end
+        for op in classes:
+            out.append(measure_rto(
+                requests, op=op, fault=fault, baseline_start=baseline_start,
+                baseline_end=baseline_end, params=params,
+                objective=(objectives or {}).get(op, 1.0), span_end=span_end, end=end,
+            ))
+    return tuple(out)
+
+
+def _describe(r: Rto) -> str:
+    """One finding line for one measurement."""
+    head = f"fault {r.fault_id} {r.op}:"
+    if not r.measured:
+        return f"{head} not measured (no baseline traffic)"
+    rto = f"RTO {r.rto_s:.2f} s" if r.rto_s is not None else "NOT RECOVERED by end of record"
+    first_err = "none" if r.first_error_s is None else f"+{r.first_error_s:.2f} s"
+    first_ok = "none" if r.first_success_s is None else f"+{r.first_success_s:.2f} s"
+    return (f"{head} {rto}; threshold {r.threshold:.3f} (baseline {r.baseline_rate:.3f}, "
+            f"{r.baseline_per_bucket:.1f} req per {r.bucket_s:g} s bucket); first error "
+            f"{first_err}, first success after it {first_ok}, {r.below_s:g} s below threshold")
+
+
+def _misses(
+    worst: Mapping[str, float | None], *, limits: Mapping[str, float], require_recovery: bool
+) -> list[str]:
+    """One line per class that missed: not recovered (when required) or over its objective."""
+    out: list[str] = []
+    for op, v in worst.items():
+        if v is None and (require_recovery or op in limits):
+            out.append(f"{op}: not recovered")
+        elif v is not None and op in limits and v > limits[op]:
+            out.append(f"{op}: RTO {v:.2f} s > objective {limits[op]:g} s")
+    return out
+
+
+def judge_rto(
+    rtos: Sequence[Rto],
+    *,
+    max_rto_s: Mapping[str, float] | None = None,
+    require_recovery: bool = True,
+) -> CheckResult:
+    """Turn measurements into a verdict: every measured class recovered, within ``max_rto_s``.
+
+    ``max_rto_s`` maps a class to its RTO objective (classes absent have none). With
+    ``require_recovery`` false, a class that never recovered fails only if it has an
+    objective (the drill's ``recovery: ignore``). Passed is None when nothing was measured
+    (no fault, or no class had baseline traffic). Metrics:
+    ``rto_s`` (class -> worst RTO over faults, None if some fault was not recovered),
+    ``rto_by_fault`` (fault -> class -> RTO), ``below_s`` (class -> worst), ``unmeasured``.
+    """
+    measured = [r for r in rtos if r.measured]
+    worst: dict[str, float | None] = {}
+    below: dict[str, float] = {}
+    by_fault: dict[str, dict[str, float | None]] = {}
+    for r in measured:
+        prev = worst.get(r.op, 0.0)
+        worst[r.op] = None if prev is None or r.rto_s is None else max(prev, r.rto_s)
+        below[r.op] = max(below.get(r.op, 0.0), r.below_s)
+        by_fault.setdefault(r.fault_id, {})[r.op] = r.rto_s
+    unmeasured = sorted({r.op for r in rtos} - set(worst))
+    misses = _misses(worst, limits=max_rto_s or {}, require_recovery=require_recovery)
+    passed = None if not measured else not misses
+    if passed is None:
+        summary = "RTO not measured: " + ("no fault" if not rtos else "no baseline traffic")
+    elif misses:
+        summary = "RTO objective missed: " + "; ".join(misses)
+    else:
+        summary = "within objectives: " + ", ".join(
+            f"{op} {'not recovered' if v is None else f'{v:.2f} s'}" for op, v in worst.items())
+    return CheckResult(
+        name="rto",
+        passed=passed,
+        summary=summary,
+        metrics={"rto_s": worst, "rto_by_fault": by_fault, "below_s": below,
+                 "unmeasured": unmeasured},
+        findings=bounded([*misses, *(_describe(r) for r in rtos)]),
+    )
+
+
+def check_rto(
+    requests: Sequence[Request],
+    *,
+    faults: Sequence[FaultRecord],
+    baseline_start: float,
+    baseline_end: float,
+    params: AnalysisParams = DEFAULT_PARAMS,
+    objectives: Mapping[str, float] | None = None,
+    max_rto_s: Mapping[str, float] | None = None,
+    require_recovery: bool = True,
+    classes: Sequence[str] = OP_CLASSES,
+    end: float | None = None,
+) -> CheckResult:
+    """`measure_rtos` then `judge_rto`: the RTO check as one call (see both)."""
+    return judge_rto(
+        measure_rtos(requests, faults=faults, baseline_start=baseline_start,
+                     baseline_end=baseline_end, params=params, objectives=objectives,
+                     classes=classes, end=end),
+        max_rto_s=max_rto_s,
+        require_recovery=require_recovery,
+    )

@@ -1,0 +1,83 @@
+"""Builders for hand-made histories, request records and final reads used by the check tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from drills.model import FaultRecord, FinalRead, Op, Request, StoreSnapshot
+
+#: A realistic wall-clock origin: float rounding near 1.7e9 is part of what is tested.
+T0 = 1_700_000_000.0
+
+
+def write(
+    f: str,
+    id: str,
+    t: float,
+    done: float | None,
+    outcome: str = "ok",
+    *,
+    video: str | None = None,
+    process: str = "p0",
+    **extra: object,
+) -> list[Op]:
+    """An invoke at ``t`` and (unless ``done`` is None) its completion at ``done``."""
+    video = video if video is not None else (id if f == "upload" else None)
+    ops = [Op(process=process, type="invoke", f=f, id=id, time=t, video=video)]  # type: ignore[arg-type]
+    if done is not None:
+        ops.append(Op(process=process, type=outcome, f=f, id=id, time=done,  # type: ignore[arg-type]
+                      video=video, **extra))  # type: ignore[arg-type]
+    return ops
+
+
+def flatten(parts: Iterable[list[Op]]) -> list[Op]:
+    """Concatenate op lists (each part keeps its own order)."""
+    return [op for part in parts for op in part]
+
+
+def snap(
+    name: str,
+    videos: Iterable[str] = (),
+    *,
+    views: Mapping[str, int] | None = None,
+    likes: Mapping[str, int] | None = None,
+    reachable: bool = True,
+    epoch: int | None = None,
+) -> StoreSnapshot:
+    return StoreSnapshot(name=name, reachable=reachable, epoch=epoch, videos=frozenset(videos),
+                         views=dict(views or {}), likes=dict(likes or {}))
+
+
+def final(*stores: StoreSnapshot, primary: str | None = None) -> FinalRead:
+    """A final read whose primary is the first store unless named."""
+    return FinalRead(primary=primary if primary is not None else stores[0].name,
+                     stores=tuple(stores))
+
+
+def fault(id: str, at: float, kind: str = "power_down") -> FaultRecord:
+    return FaultRecord(id=id, kind=kind, target="dc-east", scheduled_at=at - T0, injected_at=at)
+
+
+def traffic(
+    op: str,
+    start: float,
+    end: float,
+    per_s: float,
+    *,
+    ok: Callable[[float], bool] = lambda t: True,
+    phase: float = 0.37,
+) -> list[Request]:
+    """Requests of class ``op`` evenly spaced at ``per_s`` over ``[start, end)``.
+
+    ``phase`` (fraction of the spacing) offsets the first one so that no start sits exactly on
+    a bucket boundary unless a test means it to.
+    """
+    step = 1.0 / per_s
+    out: list[Request] = []
+    i = 0
+    while (t := start + (i + phase) * step) < end:
+        good = ok(t)
+        out.append(Request(t=t, duration=0.01 if good else 2.0, op=op, ok=good,
+                           status=200 if good else 503, error=None if good else "503"))
+        i += 1
+    return out

@@ -1,0 +1,205 @@
+"""RTO per class: synthetic outages measured against hand-made request series."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drills.checks.params import AnalysisParams
+from drills.checks.rto import check_rto, measure_rto, measure_rtos
+from drills.errors import SpecError
+from drills.model import Request
+
+from ._build import T0, fault, traffic
+
+TF = T0 + 10.0  # fault injection; baseline is [T0, TF)
+END = T0 + 40.0  # the load's last second
+
+
+def outage(start: float, stop: float) -> object:
+    """A success predicate failing every request that starts in [start, stop)."""
+    return lambda t: not (start <= t < stop)
+
+
+def rto_of(reqs: list[Request], op: str = "feed", **kw: object):
+    return measure_rto(reqs, op=op, fault=fault("f1", TF), baseline_start=T0,
+                       baseline_end=TF, **kw)  # type: ignore[arg-type]
+
+
+def test_outage_of_exactly_n_seconds_measures_n():
+    r = rto_of(traffic("feed", T0, END, 80, ok=outage(TF, TF + 4.0)))
+    assert r.recovered and r.rto_s == pytest.approx(4.0)
+    assert r.below_s == pytest.approx(4.0)
+    assert r.baseline_rate == 1.0 and r.threshold == pytest.approx(0.98)
+    assert r.baseline_per_bucket == pytest.approx(20.0) and r.bucket_s == 0.25
+    assert r.first_error_s == pytest.approx(0.37 / 80, abs=1e-6)
+    assert r.first_success_s == pytest.approx(4.0, abs=1 / 80 + 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.floats(0.3, 12.0), per_s=st.sampled_from([64, 80, 120, 200]),
+       phase=st.floats(0.0, 0.99), lag=st.floats(0.0, 0.2))
+def test_outage_of_n_seconds_is_measured_within_one_bucket(n, per_s, phase, lag):
+    """Any outage starting at the fault (or a little after it) reads as N within a bucket."""
+    reqs = traffic("feed", T0, END, per_s, ok=outage(TF + lag, TF + lag + n), phase=phase)
+    r = rto_of(reqs)
+    assert r.recovered and r.bucket_s == 0.25
+    assert n + lag - r.bucket_s <= r.rto_s <= n + lag + r.bucket_s
+
+
+def test_no_dip_means_rto_zero_and_a_dip_is_not_zero():
+    steady = rto_of(traffic("feed", T0, END, 80))
+    assert (steady.rto_s, steady.recovered, steady.below_s) == (0.0, True, 0.0)
+    assert steady.first_error_s is None and steady.first_success_s is None
+    dipped = rto_of(traffic("feed", T0, END, 80, ok=outage(TF + 1.0, TF + 1.3)))
+    assert dipped.rto_s is not None and dipped.rto_s > 0
+
+
+def test_one_failure_in_a_bucket_is_below_a_perfect_baseline():
+    reqs = traffic("feed", T0, END, 80)
+    worst = next(i for i, q in enumerate(reqs) if q.t > TF + 2)
+    reqs[worst] = Request(t=reqs[worst].t, duration=2.0, op="feed", ok=False)
+    r = rto_of(reqs)
+    assert r.below_s == 0.25 and r.rto_s == pytest.approx(2.25)
+
+
+def test_never_recovers_is_not_recovered():
+    r = rto_of(traffic("feed", T0, END, 80, ok=outage(TF, END)))
+    assert (r.recovered, r.rto_s) == (False, None)
+    assert r.first_success_s is None
+    # The record ends at the last request's start: the partial bucket holding it is not judged.
+    assert r.below_s == pytest.approx(29.75)
+    assert rto_of(traffic("feed", T0, END, 80, ok=outage(TF, END)), end=END).below_s == 30.0
+
+
+def test_a_trickle_is_not_recovery():
+    """After the outage only 10% of the baseline throughput comes back, all successful."""
+    before = traffic("feed", T0, TF, 80)
+    down = traffic("feed", TF, TF + 5, 80, ok=lambda t: False)
+    trickle = traffic("feed", TF + 5, END, 8)
+    r = rto_of(before + down + trickle)
+    assert (r.recovered, r.rto_s) == (False, None)
+    full = traffic("feed", TF + 5, END, 80)
+    assert rto_of(before + down + full).rto_s == pytest.approx(5.0)
+    # ... and when throughput returns after the trickle, that is the recovery time.
+    late = traffic("feed", TF + 5, TF + 9, 8) + traffic("feed", TF + 9, END, 80)
+    assert rto_of(before + down + late).rto_s == pytest.approx(9.0)
+
+
+def test_silence_counts_as_outage():
+    """Clients blocked on a dead service start no requests: empty buckets are below."""
+    reqs = traffic("feed", T0, TF, 80) + traffic("feed", TF + 3, END, 80)
+    r = rto_of(reqs)
+    assert r.rto_s == pytest.approx(3.0) and r.below_s == pytest.approx(3.0)
+    assert r.first_error_s is None  # nothing failed: nothing was even sent
+
+
+def test_recovery_needs_a_whole_hold_window_before_the_end_of_record():
+    reqs = traffic("feed", T0, END, 80, ok=outage(TF, END - 2.0))
+    assert rto_of(reqs).recovered is False  # only 2 s of good service left: not proven
+    reqs = traffic("feed", T0, END, 80, ok=outage(TF, END - 3.5))
+    r = rto_of(reqs)
+    assert r.recovered and r.rto_s == pytest.approx(END - 3.5 - TF)
+    # An explicit end earlier than the record cuts it the same way.
+    assert rto_of(reqs, end=END - 1.0).recovered is False
+
+
+def test_a_flap_inside_the_hold_window_delays_recovery():
+    ok = lambda t: not (TF <= t < TF + 2 or TF + 3 <= t < TF + 3.5)  # noqa: E731
+    r = rto_of(traffic("feed", T0, END, 80, ok=ok))
+    assert r.rto_s == pytest.approx(3.5) and r.below_s == pytest.approx(2.5)
+
+
+def test_an_outage_later_than_hold_after_the_fault_is_not_rto_zero():
+    r = rto_of(traffic("feed", T0, END, 80, ok=outage(TF + 5, TF + 7)))
+    assert r.rto_s == pytest.approx(7.0) and r.first_error_s == pytest.approx(5.0, abs=0.02)
+
+
+def test_each_fault_is_charged_only_for_outages_in_its_span():
+    reqs = traffic("feed", T0, END, 80, ok=outage(TF + 10, TF + 12))
+    harmless, harmful = measure_rtos(reqs, faults=[fault("late", TF + 10), fault("early", TF)],
+                                     baseline_start=T0, baseline_end=TF, classes=("feed",))
+    assert (harmless.fault_id, harmless.rto_s, harmless.first_error_s) == ("early", 0.0, None)
+    assert (harmful.fault_id, harmful.rto_s) == ("late", pytest.approx(2.0))
+
+
+def test_threshold_follows_the_objective_and_the_baseline():
+    flaky = lambda t: int(t * 80) % 10 != 0  # noqa: E731 - 90% success
+    loose = rto_of(traffic("feed", T0, END, 80, ok=flaky))
+    assert loose.baseline_rate == pytest.approx(0.9, abs=0.01)
+    assert loose.threshold == pytest.approx(loose.baseline_rate - 0.02)
+    assert loose.rto_s == 0.0
+    strict = rto_of(traffic("feed", T0, END, 80), objective=0.5)
+    assert strict.threshold == 0.5
+    half = lambda t: t < TF or int(t * 80) % 2 == 0  # noqa: E731 - 50% after the fault
+    assert rto_of(traffic("feed", T0, END, 80, ok=half), objective=0.5).rto_s == 0.0
+    assert rto_of(traffic("feed", T0, END, 80, ok=half)).recovered is False
+
+
+def test_slow_classes_get_wider_buckets_so_chance_gaps_are_not_outages():
+    rnd = random.Random(7)
+    times = sorted(rnd.uniform(T0, END) for _ in range(int(4 * (END - T0))))  # ~4 req/s
+    reqs = [Request(t=t, duration=0.01, op="stats", ok=True) for t in times]
+    literal = rto_of(reqs, op="stats", params=AnalysisParams(min_bucket_requests=0))
+    assert literal.below_s > 0  # 250 ms buckets at 4 req/s: empty by chance
+    r = rto_of(reqs, op="stats")
+    assert r.bucket_s > 1.0 and r.baseline_per_bucket >= 16.0
+    assert (r.bucket_s / 0.25).is_integer()
+    assert (r.rto_s, r.below_s) == (0.0, 0.0)
+    down = [q for q in reqs if not TF <= q.t < TF + 6]
+    r = rto_of(down, op="stats")
+    assert r.recovered and 6.0 <= r.rto_s <= 6.0 + r.bucket_s
+
+
+def test_class_without_baseline_traffic_is_not_measured():
+    r = rto_of(traffic("feed", TF, END, 80), op="feed")
+    assert (r.measured, r.rto_s, r.recovered, r.threshold) == (False, None, False, None)
+    with pytest.raises(SpecError):
+        measure_rto([], op="feed", fault=fault("f", TF), baseline_start=TF, baseline_end=TF)
+
+
+def test_check_rto_judges_against_objectives():
+    reqs = (traffic("feed", T0, END, 80, ok=outage(TF, TF + 4))
+            + traffic("upload", T0, END, 80, ok=outage(TF, TF + 2)))
+    kw = dict(faults=[fault("f1", TF)], baseline_start=T0, baseline_end=TF,
+              classes=("feed", "upload", "search"))
+    ok = check_rto(reqs, max_rto_s={"feed": 5.0, "upload": 3.0}, **kw)  # type: ignore[arg-type]
+    assert ok.passed is True
+    assert ok.metrics["rto_s"] == {"feed": pytest.approx(4.0), "upload": pytest.approx(2.0)}
+    assert ok.metrics["unmeasured"] == ["search"]
+    assert ok.metrics["rto_by_fault"]["f1"]["feed"] == pytest.approx(4.0)
+    missed = check_rto(reqs, max_rto_s={"feed": 3.0}, **kw)  # type: ignore[arg-type]
+    assert missed.passed is False and "feed: RTO 4.00 s > objective 3 s" in missed.findings[0]
+
+
+def test_check_rto_fails_when_a_class_never_recovers_and_is_unknown_without_faults():
+    reqs = traffic("feed", T0, END, 80, ok=outage(TF, END))
+    res = check_rto(reqs, faults=[fault("f1", TF)], baseline_start=T0, baseline_end=TF)
+    assert res.passed is False and res.metrics["rto_s"] == {"feed": None}
+    assert any("NOT RECOVERED" in f for f in res.findings)
+    none = check_rto(reqs, faults=[], baseline_start=T0, baseline_end=TF)
+    assert none.passed is None
+
+
+def test_worst_fault_wins_per_class():
+    reqs = traffic("feed", T0, END, 80, ok=lambda t: not (TF <= t < TF + 1
+                                                         or TF + 10 <= t < TF + 13))
+    res = check_rto(reqs, faults=[fault("a", TF), fault("b", TF + 10)], baseline_start=T0,
+                    baseline_end=TF, classes=("feed",))
+    assert res.metrics["rto_s"]["feed"] == pytest.approx(3.0)
+    assert res.metrics["rto_by_fault"] == {"a": {"feed": pytest.approx(1.0)},
+                                           "b": {"feed": pytest.approx(3.0)}}
+
+
+def test_recovery_can_be_left_unjudged_for_classes_without_an_objective():
+    reqs = (traffic("feed", T0, END, 80, ok=outage(TF, END))
+            + traffic("upload", T0, END, 80, ok=outage(TF, TF + 2)))
+    kw = dict(faults=[fault("f1", TF)], baseline_start=T0, baseline_end=TF,
+              classes=("feed", "upload"), require_recovery=False)
+    res = check_rto(reqs, max_rto_s={"upload": 3.0}, **kw)  # type: ignore[arg-type]
+    assert res.passed is True and "feed not recovered" in res.summary
+    res = check_rto(reqs, max_rto_s={"feed": 30.0}, **kw)  # type: ignore[arg-type]
+    assert res.passed is False and res.findings[0] == "feed: not recovered"
