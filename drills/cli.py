@@ -20,14 +20,16 @@ EXIT_OK, EXIT_MISSED, EXIT_INPUT, EXIT_ENV, EXIT_REVERT = 0, 1, 2, 3, 4
 DEFAULT_STACK_DIR = Path("runs") / "stack"
 
 
-def exit_code(error: BaseException | None, verdict: str = "pass", expect: str = "pass") -> int:
+def exit_code(error: BaseException | None, as_expected: bool | None = True) -> int:
+    """The exit code of a run: its error class decides, else whether the run went as expected
+    (every objective met, or for an ``expect: fail`` drill exactly the known ones missed)."""
     if isinstance(error, RevertError):
         return EXIT_REVERT
     if isinstance(error, SpecError):
         return EXIT_INPUT
     if error is not None:
         return EXIT_ENV
-    return EXIT_OK if verdict == expect else EXIT_MISSED
+    return EXIT_OK if as_expected else EXIT_MISSED
 
 
 class Parser(argparse.ArgumentParser):

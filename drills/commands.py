@@ -8,10 +8,9 @@ from collections.abc import Callable, Mapping
 from rich.console import Console
 from rich.table import Table
 
-from drills.catalog import builtin_drills
+from drills.catalog import builtin_drills, load_drill
 from drills.cli import EXIT_INPUT, EXIT_OK, EXIT_REVERT, exit_code
 from drills.errors import SpecError
-from drills.spec import load_drill
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -23,7 +22,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         result = run_drill(spec, RunOptions(out=args.out, provider=args.provider, keep=args.keep,
                                             observer=view))
     print_summary(console, result.journal, result.run_dir)
-    return exit_code(result.error, result.verdict, spec.expect)
+    return exit_code(result.error, result.journal.as_expected)
 
 
 def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[no-untyped-def]
@@ -37,9 +36,8 @@ def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[n
     if journal.error:
         console.print(f"[red]error:[/red] {journal.error}", highlight=False)
     if journal.expect != "pass":
-        same = journal.verdict == journal.expect
         console.print(f"expected verdict: {journal.expect} — "
-                      f"{'as expected' if same else 'NOT as expected'}")
+                      f"{'as expected' if journal.as_expected else 'NOT as expected'}")
     console.print(f"verdict: {journal.verdict}  ·  {journal.duration_s:.1f}s  ·  report: "
                   f"{run_dir}/report.md", highlight=False)
 

@@ -1,7 +1,9 @@
 """The journal: the whole truth of one run, written as ``journal.json``.
 
 Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``error``), ``expect``,
-``started_at``, ``finished_at``, ``provider``, ``load_started_at``, ``phases`` (name, started_at,
+``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills, only the
+objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``, ``provider``,
+``load_started_at``, ``phases`` (name, started_at,
 ended_at), ``faults`` (id, kind, target, scheduled offset, effective injected/reverted times),
 ``baseline`` (success rate per class before any fault), ``objectives`` (list of {name, target,
 measured, passed}), ``metrics`` (``rto_s`` per class, ``lost_acked_writes``, ``rpo_s``,
@@ -53,6 +55,7 @@ class Judgement:
     objectives: tuple[Objective, ...]
     metrics: dict[str, Any]
     checks: tuple[CheckResult, ...]
+    as_expected: bool | None  # the run turned out as the drill's ``expect`` says
 
     @property
     def passed(self) -> bool:
@@ -68,6 +71,7 @@ class Journal:
     spec: dict[str, Any]
     started_at: float
     verdict: str = "error"
+    as_expected: bool | None = None
     finished_at: float | None = None
     load_started_at: float | None = None
     phases: list[PhaseRecord] = field(default_factory=list)
@@ -97,6 +101,7 @@ class Journal:
         self.metrics = dict(judgement.metrics)
         self.checks = list(judgement.checks)
         self.verdict = "pass" if judgement.passed else "fail"
+        self.as_expected = judgement.as_expected
 
     def fail(self, error: DrillsError) -> None:
         self.verdict = "error"

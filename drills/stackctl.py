@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from drills import readback
+from drills.catalog import parse_stack_config
 from drills.cli import EXIT_OK
-from drills.spec import parse_stack_config
 from drills.stack.base import Stack
 
 

@@ -48,7 +48,8 @@ def baseline_health(
 
 def params_of(spec: DrillSpec) -> AnalysisParams:
     a = spec.analysis
-    return AnalysisParams(bucket_s=a.bucket, hold_s=a.hold, rho=a.rho, epsilon=a.epsilon)
+    return AnalysisParams(bucket_s=a.bucket, hold_s=a.hold, rho=a.rho, epsilon=a.epsilon,
+                          min_bucket_requests=a.min_bucket_requests)
 
 
 def _secs(v: float | None) -> str:
@@ -134,4 +135,6 @@ def judge(
         "quiesce_s": round(quiesce_s, 2),
         "primary_after": final.primary,
     }
-    return Judgement(tuple(_objectives(spec, checks)), metrics, tuple(checks.values()))
+    objectives = tuple(_objectives(spec, checks))
+    as_expected = spec.judge({o.name: o.passed for o in objectives})
+    return Judgement(objectives, metrics, tuple(checks.values()), as_expected)

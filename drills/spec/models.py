@@ -1,0 +1,315 @@
+"""The drill file's sections as models: stack, load, timeline, objectives, analysis, `DrillSpec`.
+
+`DrillSpec` is the top level; its sections are the other models here, and ``timeline.faults``
+holds `drills.spec.faults.FaultSpec`s. Every field carries its documentation (`doc_field`).
+Cross-field invariants that need no stack are validators here (a fault starting inside the
+baseline, two windows of one fault kind on one target overlapping, ``fails_on`` naming an
+objective of the drill, ``settle`` long enough to show recovery); the errors they raise are
+located relative to the model (see `drills.spec._base.invalid`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+from pydantic import PrivateAttr, model_validator
+
+from drills.duration import Duration, PositiveDuration, format_duration
+from drills.model import OP_CLASSES, Verdict
+from drills.spec._base import SpecModel, invalid
+from drills.spec._base import doc_field as _f
+from drills.spec.faults import FaultSpec, FaultWindow
+
+STACK_KNOBS: tuple[str, ...] = (
+    "replication", "fsync", "detection", "pull_interval", "check_interval", "check_timeout",
+    "write_retry", "request_timeout",
+)
+_FSYNC = re.compile(r"^(always|never|interval:[1-9]\d*)$")
+
+
+class StackConfig(SpecModel):
+    """ClipStream knobs; a knob left out keeps the service's own default."""
+
+    replication: Literal["sync", "async"] | None = _f(
+        None, typ="sync|async", doc="sync: the primary acks after the replica has the write; "
+        "async: the replica pulls (acked writes can be lost on failover).")
+    fsync: str | None = _f(None, typ="always|never|interval:<ms>",
+                          doc="When a store fsyncs its log: every write, never, or every <ms>.")
+    detection: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="How long the primary must be unreachable before promotion.")
+    pull_interval: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="async replication: how often the replica pulls.")
+    check_interval: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="How often the coordinator health-checks each store.")
+    check_timeout: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="Timeout of one coordinator health check.")
+    write_retry: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="How long the api keeps retrying a write across a failover.")
+    request_timeout: PositiveDuration | None = _f(
+        None, typ="duration > 0", doc="Timeout of one api -> store request.")
+
+    @model_validator(mode="after")
+    def _fsync_policy(self) -> StackConfig:
+        if self.fsync is not None and not _FSYNC.match(self.fsync):
+            raise invalid("fsync", f"expected always, never or interval:<ms> (ms an integer "
+                                   f">= 1), got {self.fsync!r}")
+        return self
+
+    # Read-only mapping of the knobs the drill sets (durations as float seconds), so stacks take
+    # ``spec.stack.config`` as a ``Mapping[str, str | float]``: ``dict(config)``, ``.items()``.
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k in STACK_KNOBS if getattr(self, k) is not None)
+
+    def items(self) -> tuple[tuple[str, str | float], ...]:  # type: ignore[override]
+        return tuple((k, self[k]) for k in self.keys())
+
+    def __getitem__(self, key: str) -> str | float:
+        value = getattr(self, key, None) if key in STACK_KNOBS else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+
+class StackSpec(SpecModel):
+    """Where the system under test runs."""
+
+    provider: Literal["local", "docker"] = _f(
+        "local", typ="local|docker", doc="local: each node a child process; docker: Compose.")
+    compose: str | None = _f(None, typ="path", doc="docker only: the Compose file (relative to "
+                            "the drill file); default: the project's docker-compose.yml.")
+    config: StackConfig = _f(StackConfig(), typ="mapping", doc="ClipStream knobs (below).")
+
+    @model_validator(mode="after")
+    def _compose_needs_docker(self) -> StackSpec:
+        if self.compose is not None and self.provider != "docker":
+            raise invalid("compose", f"compose applies only to provider docker (provider is "
+                                     f"{self.provider})")
+        return self
+
+
+class LoadSpec(SpecModel):
+    """The load: Locust users pacing toward a total request rate."""
+
+    locustfile: str = _f("clipstream", typ="name|path", min_length=1,
+                        doc="'clipstream' (built-in) or a path to a locustfile (relative to the "
+                            "drill file).")
+    users: int = _f(20, typ="int >= 1", strict=True, ge=1, doc="Concurrent simulated users.")
+    rate: float = _f(100.0, typ="float > 0", strict=True, gt=0,
+                    doc="Target total requests/s (each user paces at rate/users).")
+    timeout: PositiveDuration = _f(1.5, typ="duration > 0", doc="Client timeout per request "
+                                  "(connect + read): an outage shows as errors, not silence.")
+
+
+class Timeline(SpecModel):
+    """Phases, offsets from load start: baseline, faults, settle; then quiesce (load off)."""
+
+    baseline: PositiveDuration = _f(typ="duration > 0", doc="Steady load before any fault; the "
+                                   "objectives must already hold.")
+    faults: tuple[FaultSpec, ...] = _f((), typ="list of faults", doc="The faults (below).")
+    settle: PositiveDuration = _f(20.0, typ="duration > 0", doc="Load continues after the last "
+                                 "fault window ends; recovery is measured here.")
+    quiesce: PositiveDuration = _f(15.0, typ="duration > 0", doc="Load off: bounded wait for the "
+                                  "replicas to converge before the final read.")
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Timeline:
+        seen: list[tuple[int, FaultSpec]] = []
+        for i, fault in enumerate(self.faults):
+            if fault.at < self.baseline:
+                raise invalid(f"faults[{i}].at", f"a fault must start at or after the baseline "
+                              f"({format_duration(self.baseline)}), got "
+                              f"{format_duration(fault.at)}")
+            for j, other in seen:
+                same = (other.kind, other.target) == (fault.kind, fault.target)
+                if same and other.overlaps(fault):
+                    raise invalid(f"faults[{i}]", f"overlaps faults[{j}] ({other.describe()}): "
+                                  f"two {fault.kind} faults on {fault.target} at once")
+            seen.append((i, fault))
+        return self
+
+    @property
+    def fault_end(self) -> float:
+        """When the last fault window ends (the baseline's end if there are no faults)."""
+        return max([self.baseline, *(w.off for f in self.faults for w in f.windows())])
+
+    @property
+    def load_duration(self) -> float:
+        """How long the load runs: until the last fault window ends, plus settle."""
+        return self.fault_end + self.settle
+
+    def windows(self) -> tuple[tuple[int, FaultWindow], ...]:
+        """Every window of every fault as (fault index, window), sorted by start."""
+        pairs = [(i, w) for i, f in enumerate(self.faults) for w in f.windows()]
+        return tuple(sorted(pairs, key=lambda p: (p[1].on, p[0])))
+
+
+class RtoObjectives(SpecModel):
+    """Per operation class: the longest acceptable recovery time, for every fault window."""
+
+    upload: Duration | None = _f(None, typ="duration", doc="POST /videos.")
+    feed: Duration | None = _f(None, typ="duration", doc="GET /feed.")
+    view: Duration | None = _f(None, typ="duration", doc="POST /videos/{id}/views.")
+    like: Duration | None = _f(None, typ="duration", doc="POST /videos/{id}/likes.")
+    search: Duration | None = _f(None, typ="duration", doc="GET /search.")
+    stats: Duration | None = _f(None, typ="duration", doc="GET /videos/{id}/stats.")
+
+    def as_mapping(self) -> Mapping[str, float]:
+        """The classes that have an objective, class -> seconds, in `OP_CLASSES` order."""
+        return MappingProxyType({c: v for c in OP_CLASSES if (v := getattr(self, c)) is not None})
+
+
+class Objectives(SpecModel):
+    """What a passing run shows."""
+
+    rto: RtoObjectives = _f(RtoObjectives(), typ="mapping",
+                           doc="Op class -> max recovery time (below); unlisted classes unjudged.")
+    lost_acked_writes: int = _f(0, typ="int >= 0", strict=True, ge=0,
+                               doc="Most acknowledged uploads that may be missing at the end.")
+    counters: Literal["exact", "ignore"] = _f(
+        "exact", typ="exact|ignore", doc="exact: every final view/like count lies within "
+        "[acked, acked + indeterminate] increments.")
+    split_brain: Literal["forbid", "ignore"] = _f(
+        "forbid", typ="forbid|ignore", doc="forbid: no two stores acked under one epoch, no "
+        "stale-epoch ack, replicas equal after quiesce.")
+    recovery: Literal["required", "ignore"] = _f(
+        "required", typ="required|ignore", doc="required: every class came back by itself "
+        "after the faults were lifted.")
+
+    def names(self) -> tuple[str, ...]:
+        """The objectives this drill judges: ``rto.<class>``..., ``lost_acked_writes``,
+        then ``counters``, ``split_brain``, ``recovery`` unless ignored."""
+        names = [f"rto.{c}" for c in self.rto.as_mapping()]
+        names.append("lost_acked_writes")
+        names += [n for n, on in (("counters", self.counters == "exact"),
+                                  ("split_brain", self.split_brain == "forbid"),
+                                  ("recovery", self.recovery == "required")) if on]
+        return tuple(names)
+
+
+class AnalysisSpec(SpecModel):
+    """How requests are analysed (see DESIGN.md, Measurements)."""
+
+    bucket: PositiveDuration = _f(0.25, typ="duration > 0", doc="Bucket width for success rates.")
+    hold: PositiveDuration = _f(3.0, typ="duration > 0", doc="How long a class must stay healthy "
+                               "to count as recovered.")
+    rho: float = _f(0.5, typ="0 < float <= 1", strict=True, gt=0, le=1, doc="Recovered buckets "
+                   "need >= rho x baseline throughput (a trickle is not recovery).")
+    epsilon: float = _f(0.02, typ="0 <= float < 1", strict=True, ge=0, lt=1,
+                       doc="Slack under the baseline success rate in the RTO threshold.")
+    min_bucket_requests: float = _f(
+        16.0, typ="float >= 0", strict=True, ge=0, doc="A class with fewer baseline requests "
+        "per bucket is measured on wider buckets (a multiple of bucket); 0 = never widen.")
+
+    @model_validator(mode="after")
+    def _hold_spans_buckets(self) -> AnalysisSpec:
+        if self.hold < self.bucket:
+            raise invalid("hold", f"hold ({format_duration(self.hold)}) must be at least one "
+                                  f"bucket ({format_duration(self.bucket)})")
+        return self
+
+
+class DrillSpec(SpecModel):
+    """The top level of a drill file (build one with `drills.catalog.load_drill`)."""
+
+    drill: str = _f(typ="[a-z0-9-]+", pattern=r"^[a-z0-9][a-z0-9-]*$",
+                   doc="The drill's name: lowercase letters, digits and dashes.")
+    description: str = _f(typ="text", min_length=1, doc="One or two sentences: what happens.")
+    rehearses: str | None = _f(None, typ="text", doc="What real event this rehearses.")
+    passing_shows: str | None = _f(None, typ="text", doc="What a passing system shows.")
+    expect: Literal["pass", "fail"] = _f(
+        "pass", typ="pass|fail", doc="fail: the drill demonstrates a known limit; the "
+        "rehearsal succeeds when an objective in fails_on (any, if empty) is missed and every "
+        "other objective is met.")
+    fails_on: tuple[str, ...] = _f((), typ="list of objective names", doc="expect: fail only: "
+                                  "the objectives expected to miss (default: any).")
+    stack: StackSpec = _f(StackSpec(), typ="mapping", doc="Where the system runs (below).")
+    load: LoadSpec = _f(LoadSpec(), typ="mapping", doc="The load (below).")
+    timeline: Timeline = _f(typ="mapping", doc="Phases and faults (below).")
+    objectives: Objectives = _f(Objectives(), typ="mapping", doc="What must hold (below).")
+    analysis: AnalysisSpec = _f(AnalysisSpec(), typ="mapping", doc="Analysis knobs (below).")
+
+    _source: str = PrivateAttr(default="<string>")
+    _text: str | None = PrivateAttr(default=None)
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> DrillSpec:
+        names = self.objectives.names()
+        if self.fails_on and self.expect != "fail":
+            raise invalid("fails_on", "fails_on applies only with expect: fail")
+        for i, name in enumerate(self.fails_on):
+            if name not in names:
+                raise invalid(f"fails_on[{i}]", f"{name!r} is not an objective of this drill; "
+                                                f"objectives: {', '.join(names)}")
+        if self.timeline.faults and self.timeline.settle < self.analysis.hold:
+            raise invalid("timeline.settle", f"settle ({format_duration(self.timeline.settle)}) "
+                          f"is shorter than analysis.hold ({format_duration(self.analysis.hold)})"
+                          f": recovery after the last fault could never be shown")
+        return self
+
+    def with_provenance(self, *, source: str, text: str | None,
+                        overrides: tuple[str, ...] = ()) -> DrillSpec:
+        """Attach where the drill came from (file path, raw text, ``--set`` strings)."""
+        self._source, self._text, self._overrides = source, text, overrides
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.drill
+
+    @property
+    def source(self) -> str:
+        """The file the drill was read from (or ``<string>``)."""
+        return self._source
+
+    @property
+    def text(self) -> str | None:
+        """The drill file's raw text as read, before overrides (for the report)."""
+        return self._text
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The ``--set KEY=VALUE`` strings applied on top of the file."""
+        return self._overrides
+
+    def to_yaml(self) -> str:
+        """The effective drill (defaults and overrides applied) as YAML that reads back equal."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def judge(self, outcomes: Mapping[str, Verdict]) -> Verdict:
+        """Did the rehearsal succeed, given each objective's verdict (name -> True/False/None)?
+
+        Only `Objectives.names` count; a missing name is unknown (None). ``expect: pass``:
+        True iff every objective passed. ``expect: fail``: False if an objective outside
+        ``fails_on`` failed; else True iff one in ``fails_on`` (any, when empty) failed; when
+        none failed, None if some were unknown, else False (the known limit did not show: the
+        drill or the system changed). Unknowns outside ``fails_on`` make the result None.
+        """
+        names = self.objectives.names()
+        verdicts = {n: outcomes.get(n) for n in names}
+        if self.expect == "pass":
+            if any(v is False for v in verdicts.values()):
+                return False
+            return None if any(v is None for v in verdicts.values()) else True
+        expected = set(self.fails_on or names)
+        others = [v for n, v in verdicts.items() if n not in expected]
+        if any(v is False for v in others):
+            return False
+        missed = any(verdicts[n] is False for n in expected)
+        if missed:
+            return None if any(v is None for v in others) else True
+        return None if any(verdicts[n] is None for n in expected) else False

@@ -1,0 +1,384 @@
+"""Where drills come from (drills.catalog): built-ins by name, files by path, the YAML edge
+(syntax errors with line and column, duplicate keys), ``--set`` overrides, relative paths, the
+drill-file reference. Every built-in drill is loaded and checked against ClipStream's topology.
+
+Real files in a temporary directory; no processes, no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from drills import catalog, spec
+from drills.catalog import (
+    apply_overrides,
+    builtin_drills,
+    find_drill,
+    load_drill,
+    parse_drill,
+    parse_stack_config,
+    read_yaml,
+    reference_markdown,
+)
+from drills.errors import SpecError
+from drills.spec import DrillSpec, validate_targets
+from drills.stack.clipstream import TOPOLOGY
+
+GOOD = """\
+drill: t
+description: a test drill
+load: {users: 10, rate: 50}
+timeline:
+  baseline: 5s
+  faults:
+    - {at: 5s, power_down: dc-east, for: 3s}
+"""
+
+BUILTINS = {"dc-east-power-loss", "storage-partition", "replication-link-cut", "zone-flap",
+            "slow-storage", "witness-loss"}
+
+
+def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the YAML edge
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("drill: t\ntimeline: {baseline: 5s\n", "line 3, column 1"),
+     ("drill: t\n  description: x\n", "line 2, column 14"),
+     ("drill: t\nload: [1, 2\n", "line 3, column 1"),
+     ("drill: 'unterminated\n", "line 2, column 1")],
+)
+def test_yaml_syntax_errors_name_line_and_column(text: str, where: str) -> None:
+    with pytest.raises(SpecError) as info:
+        read_yaml(text, source="bad.yaml")
+    assert info.value.source == "bad.yaml" and info.value.field is None
+    assert info.value.message.startswith(f"YAML syntax error at {where}: ")
+
+
+def test_duplicate_keys_are_refused_with_both_lines() -> None:
+    text = "drill: t\nload: {users: 3}\ndescription: x\nload: {users: 5}\n"
+    with pytest.raises(SpecError) as info:
+        read_yaml(text, source="dup.yaml")
+    assert info.value.message == ("YAML syntax error at line 4, column 1: duplicate key 'load' "
+                                  "(first at line 2)")
+    assert read_yaml(text.replace("load: {users: 5}", "rate: 5"), source="ok.yaml")["load"] == {
+        "users": 3}
+
+
+def test_duplicate_keys_are_refused_in_nested_mappings() -> None:
+    with pytest.raises(SpecError, match="line 3, column 3: duplicate key 'users'"):
+        read_yaml("load:\n  users: 3\n  users: 4\n", source="dup.yaml")
+
+
+def test_yaml_merge_keys_still_work() -> None:
+    raw = read_yaml("a: &x {users: 1, rate: 2}\nload:\n  <<: *x\n  rate: 3\n", source="m.yaml")
+    assert raw["load"] == {"users": 1, "rate": 3}
+
+
+def test_boolean_keys_are_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        read_yaml("drill: t\non: 5\n", source="b.yaml")
+    assert info.value.message == ("YAML syntax error at line 2, column 1: keys must be text, got "
+                                  "True (quote it: YAML reads on/off/yes/no as booleans)")
+
+
+@pytest.mark.parametrize(("text", "got"), [("", "an empty document"), ("# only a comment\n",
+                                           "an empty document"), ("- a\n- b\n", "list ['a', 'b']"),
+                                           ("42\n", "int 42")])
+def test_top_level_must_be_a_mapping(text: str, got: str) -> None:
+    with pytest.raises(SpecError) as info:
+        read_yaml(text, source="x.yaml")
+    assert info.value.message == ("expected a mapping at the top level (drill:, description:, "
+                                  f"timeline:, ...), got {got}")
+
+
+def test_yaml_tags_that_build_objects_are_refused() -> None:
+    with pytest.raises(SpecError, match="YAML syntax error at line 1"):
+        read_yaml("drill: !!python/object:os.system x\n", source="evil.yaml")
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_overrides_set_typed_values_and_leave_the_input_alone() -> None:
+    raw = read_yaml(GOOD, source="g.yaml")
+    before = yaml.safe_dump(raw)
+    out = apply_overrides(raw, ["load.users=7", "stack.config.fsync=never",
+                                "timeline.faults[0].for=5s", "load.rate=12.5",
+                                "objectives.rto.feed=2s"])
+    assert yaml.safe_dump(raw) == before
+    assert out["load"] == {"users": 7, "rate": 12.5}
+    assert out["stack"] == {"config": {"fsync": "never"}}
+    assert out["timeline"]["faults"][0]["for"] == "5s"
+    assert out["objectives"] == {"rto": {"feed": "2s"}}
+
+
+def test_overrides_flow_into_the_validated_spec() -> None:
+    spec = parse_drill(GOOD, source="g.yaml", sets=["load.users=7", "timeline.faults[0].for=5s",
+                                                    "stack.config.detection=2s"])
+    assert spec.load.users == 7 and spec.timeline.faults[0].for_ == 5.0
+    assert dict(spec.stack.config) == {"detection": 2.0}
+    assert spec.overrides == ("load.users=7", "timeline.faults[0].for=5s",
+                              "stack.config.detection=2s")
+    assert spec.text == GOOD
+
+
+def test_empty_or_null_override_restores_the_default() -> None:
+    for value in ("", "null", "~"):
+        spec = parse_drill(GOOD, source="g.yaml", sets=[f"load.users={value}"])
+        assert spec.load.users == 20
+
+
+def test_override_can_replace_a_whole_fault() -> None:
+    spec = parse_drill(GOOD, source="g.yaml",
+                       sets=["timeline.faults[0]={at: 6s, crash: api, for: 1s}"])
+    assert spec.timeline.faults[0].describe() == "crash api at 6s for 1s"
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "message"),
+    [
+        ("load.usres=3", "load.usres", "unknown field 'usres' in load; did you mean 'users'? "
+                                       "(allowed: locustfile, users, rate, timeout)"),
+        ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
+         "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, stack, load, "
+         "timeline, objectives, analysis)"),
+        ("stack.config.fsyncc=never", "stack.config.fsyncc",
+         "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: replication, "
+         "fsync, detection, pull_interval, check_interval, check_timeout, write_retry, "
+         "request_timeout)"),
+        ("load.users.x=1", "load.users.x", "load.users takes no sub-fields (it is a single "
+                                           "value)"),
+        ("timeline.faults[3].for=1s", "timeline.faults[3].for",
+         "index 3 is out of range: timeline.faults has 1 item(s)"),
+        ("load[0]=1", "load[0]", "load is not a list"),
+        ("timeline.faults.for=1s", "timeline.faults.for",
+         "timeline.faults is a list: give an index, e.g. timeline.faults[0]"),
+        ("timeline.faults[0].powerdown=dc-west", "timeline.faults[0].powerdown",
+         "unknown field 'powerdown' in timeline.faults[0]; did you mean 'power_down'? (allowed: "
+         "power_down, crash, freeze, partition, latency, bandwidth, at, for, repeat, every, mode, "
+         "ms, jitter, kbps)"),
+        ("load.users=[1,", "load.users", "cannot parse the value '[1,' as YAML: "),
+    ],
+)
+def test_bad_override_keys_are_named(item: str, field: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_drill(GOOD, source="g.yaml", sets=[item])
+    assert (info.value.source, info.value.field) == ("--set", field)
+    assert info.value.message.startswith(message)
+
+
+@pytest.mark.parametrize("item", ["load.users", "=3", "load users=3", "load..users=3",
+                                  "load.users[x]=3"])
+def test_override_needs_key_equals_value(item: str) -> None:
+    with pytest.raises(SpecError) as info:
+        apply_overrides({}, [item])
+    assert info.value.source == "--set"
+    assert info.value.message == ("expected KEY=VALUE with KEY like load.users or "
+                                  f"timeline.faults[0].for, got {item!r}")
+
+
+def test_override_below_a_scalar_in_the_file_is_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        apply_overrides({"load": 5}, ["load.users=3"])
+    assert (info.value.field, info.value.message) == (
+        "load.users", "cannot set load.users: load is int in the drill, not a mapping")
+
+
+def test_invalid_override_values_are_blamed_on_the_override() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_drill(GOOD, source="g.yaml", sets=["load.users=0"])
+    assert (str(info.value)) == "--set: load.users: expected int >= 1, got 0"
+    with pytest.raises(SpecError) as info:
+        parse_drill(GOOD.replace("users: 10", "users: 0"), source="g.yaml", sets=["load.rate=5"])
+    assert str(info.value) == "g.yaml: load.users: expected int >= 1, got 0"
+
+
+def test_stack_config_from_sets() -> None:
+    cfg = parse_stack_config(["fsync=never", "stack.config.detection=2500ms",
+                              "replication=async"])
+    assert dict(cfg) == {"replication": "async", "fsync": "never", "detection": 2.5}
+    assert parse_stack_config(["fsync=always"])["fsync"] == "always"
+    with pytest.raises(SpecError) as info:
+        parse_stack_config(["detecton=2s"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.config.detecton")
+    assert "did you mean 'detection'?" in info.value.message
+    with pytest.raises(SpecError) as info:
+        parse_stack_config(["fsync=sometimes"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.config.fsync")
+
+
+# ---------------------------------------------------------------- finding and loading
+
+
+def test_unknown_builtin_name_lists_the_builtins() -> None:
+    with pytest.raises(SpecError) as info:
+        load_drill("dc-east-powerloss")
+    assert info.value.source == "dc-east-powerloss"
+    assert info.value.message == (
+        "unknown drill 'dc-east-powerloss'; did you mean 'dc-east-power-loss'? (built-ins: "
+        + ", ".join(sorted(BUILTINS)) + "); or give a path to a .yaml file")
+
+
+def test_missing_drill_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SpecError) as info:
+        load_drill(str(missing))
+    assert (info.value.source, info.value.message) == (str(missing), "no such drill file")
+
+
+def test_load_a_drill_file_by_path(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    for ref in (path, str(path)):
+        spec = load_drill(ref, sets=["load.users=3"])
+        assert (spec.drill, spec.source, spec.text, spec.load.users) == ("t", str(path), GOOD, 3)
+    assert spec.load.locustfile == "clipstream"  # a name, not a path: passed through
+
+
+def test_errors_in_a_file_name_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("power_down", "power_dwn"))
+    with pytest.raises(SpecError) as info:
+        load_drill(path)
+    assert str(info.value).startswith(f"{path}: timeline.faults[0].power_dwn: unknown field "
+                                      "'power_dwn'; did you mean 'power_down'?")
+
+
+def test_undecodable_file_is_a_spec_error(tmp_path: Path) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"drill: \xff\xfe\n")
+    with pytest.raises(SpecError, match="cannot read the drill file"):
+        load_drill(path)
+
+
+def test_relative_locustfile_resolves_against_the_drill_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.py").write_text("# a locustfile\n")
+    path = write(tmp_path / "sub", GOOD.replace("users: 10", "users: 10, locustfile: mine.py"))
+    monkeypatch.chdir(tmp_path)  # the current directory must not matter
+    spec = load_drill(path)
+    assert spec.load.locustfile == str((tmp_path / "sub" / "mine.py").resolve())
+
+
+def test_missing_locustfile_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("users: 10", "users: 10, locustfile: gone.py"))
+    with pytest.raises(SpecError) as info:
+        load_drill(path)
+    assert (info.value.source, info.value.field) == (str(path), "load.locustfile")
+    assert info.value.message == f"no such file: {tmp_path / 'gone.py'}"
+
+
+def test_locustfile_set_on_the_command_line_resolves_against_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "here.py").write_text("# a locustfile\n")
+    (tmp_path / "drills").mkdir()
+    path = write(tmp_path / "drills", GOOD)  # not beside here.py: the cwd decides
+    monkeypatch.chdir(tmp_path)
+    assert load_drill(path, sets=["load.locustfile=here.py"]).load.locustfile == str(
+        (tmp_path / "here.py").resolve())
+    with pytest.raises(SpecError) as info:
+        load_drill(path, sets=["load.locustfile=./absent.py"])
+    assert (info.value.source, info.value.field) == ("--set", "load.locustfile")
+
+
+def test_compose_file_resolves_for_docker(tmp_path: Path) -> None:
+    (tmp_path / "compose.yml").write_text("services: {}\n")
+    text = GOOD + "stack: {provider: docker, compose: compose.yml}\n"
+    spec = load_drill(write(tmp_path, text))
+    assert spec.stack.compose == str((tmp_path / "compose.yml").resolve())
+    with pytest.raises(SpecError, match="no such file"):
+        load_drill(write(tmp_path, text.replace("compose.yml}", "other.yml}"), "e.yaml"))
+
+
+# ---------------------------------------------------------------- the built-in drills
+
+
+def test_the_builtins_are_the_six_drills() -> None:
+    found = builtin_drills()
+    assert {d.name for d in found} == BUILTINS
+    assert [d.name for d in found] == sorted(d.name for d in found)
+    assert find_drill("zone-flap") == catalog.builtin_dir() / "zone-flap.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_every_builtin_loads_and_targets_clipstream(name: str) -> None:
+    entry = next(d for d in builtin_drills() if d.name == name)
+    drill = load_drill(name)
+    validate_targets(drill, TOPOLOGY)
+    assert drill.drill == name == entry.path.stem
+    assert drill.description == entry.description
+    assert drill.rehearses and drill.passing_shows
+    assert drill.text is not None and drill.text.startswith(f"# {name} ")  # documented
+    assert drill.stack.provider == "local" and drill.load.locustfile == "clipstream"
+    assert 20 <= drill.load.users <= 30 and 100 <= drill.load.rate <= 150
+    assert drill.timeline.load_duration <= 50  # make drill: < 90 s including start-up
+    assert drill.timeline.faults and drill.objectives.rto.as_mapping()
+
+
+def test_dc_east_power_loss_is_the_flagship_shape() -> None:
+    drill = load_drill("dc-east-power-loss")
+    assert drill.timeline.baseline == 10 and drill.timeline.settle <= 20
+    assert drill.timeline.faults[0].windows()[0].off - drill.timeline.faults[0].at <= 20
+    assert dict(drill.stack.config) == {"replication": "sync", "fsync": "always",
+                                        "detection": 1.5}
+    assert drill.objectives.lost_acked_writes == 0 and drill.expect == "pass"
+
+
+def test_only_witness_loss_is_expected_to_fail() -> None:
+    expects = {d.name: load_drill(d.name).expect for d in builtin_drills()}
+    assert {n for n, e in expects.items() if e == "fail"} == {"witness-loss"}
+    witness = load_drill("witness-loss")
+    assert witness.fails_on == ("rto.upload", "rto.view", "rto.like")
+    assert "EXPECTED TO FAIL" in (witness.text or "")
+    verdicts = dict.fromkeys(witness.objectives.names(), True)
+    assert witness.judge({**verdicts, "rto.upload": False}) is True
+    assert witness.judge(verdicts) is False
+    assert witness.judge({**verdicts, "rto.upload": False, "lost_acked_writes": False}) is False
+
+
+def test_zone_flap_flaps() -> None:
+    windows = load_drill("zone-flap").timeline.faults[0].windows()
+    assert len(windows) == 3 and [w.on for w in windows] == [10.0, 22.0, 34.0]
+
+
+# ---------------------------------------------------------------- the reference
+
+
+def test_reference_documents_every_field() -> None:
+    text = reference_markdown()
+    for model in (DrillSpec, spec.StackSpec, spec.StackConfig, spec.LoadSpec, spec.Timeline,
+                  spec.FaultSpec, spec.Objectives, spec.RtoObjectives, spec.AnalysisSpec):
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            assert f"| `{key}` |" in text, (model.__name__, key)
+            assert field.description, (model.__name__, key)
+    assert "| `for` | duration > 0 | required | How long the fault lasts. |" in text
+    assert "| `bucket` | duration > 0 | `250ms` |" in text
+    assert "| `mode` | down\\|blackhole\\|reset | - |" in text  # pipes escaped in tables
+    assert "| `users` | int >= 1 | `20` |" in text
+
+
+def _all_keys(obj: Any) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | {k for v in obj.values() for k in _all_keys(v)}
+    if isinstance(obj, list):
+        return {k for v in obj for k in _all_keys(v)}
+    return set()
+
+
+def test_builtins_use_only_documented_keys() -> None:
+    text = reference_markdown()
+    for d in builtin_drills():
+        for key in _all_keys(yaml.safe_load(d.path.read_text())):
+            assert f"| `{key}` |" in text, (d.name, key)
