@@ -12,16 +12,20 @@ MIX: Mapping[str, int] = {"feed": 50, "view": 20, "like": 10, "upload": 8, "sear
 
 
 def split_users(users: int, shares: Sequence[int]) -> list[int]:
-    """``users`` split in proportion to ``shares`` (largest remainder), at least one each while
-    there are enough users, so every class is exercised even by a small load."""
-    floor = min(1, users // len(shares))
-    rest = users - floor * len(shares)
-    exact = [rest * s / sum(shares) for s in shares]
+    """``users`` split in proportion to ``shares`` (largest remainder); then every class left
+    with none takes one from the largest while that has more than one, so every class is
+    exercised even by a small load."""
+    exact = [users * s / sum(shares) for s in shares]
     counts = [int(e) for e in exact]
     by_remainder = sorted(range(len(shares)), key=lambda i: exact[i] - counts[i], reverse=True)
-    for i in by_remainder[: rest - sum(counts)]:
+    for i in by_remainder[: users - sum(counts)]:
         counts[i] += 1
-    return [floor + c for c in counts]
+    for i in range(len(counts)):
+        largest = max(range(len(counts)), key=counts.__getitem__)
+        if counts[i] == 0 and counts[largest] > 1:
+            counts[largest] -= 1
+            counts[i] = 1
+    return counts
 
 
 def users_per_class(users: int) -> dict[str, int]:
