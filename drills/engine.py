@@ -30,7 +30,7 @@ from drills.report import write_reports
 from drills.schedule import Action, end_of_faults, plan
 from drills.spec import DrillSpec, validate_targets
 from drills.stack.base import Stack
-from drills.stack.open import open_stack, stale_stacks
+from drills.stack.open import open_stack, stale_stacks, topology_for
 from drills.verdict import baseline_health, fault_plans, judge
 
 #: Below this success rate in the baseline, the system is unhealthy before any fault: abort.
@@ -126,12 +126,12 @@ class Run:
         self.phase("prepare")
         for line in rollback_stale(self.options.runs_root, exclude=self.run_dir):
             self.obs.message(line)
+        validate_targets(spec, topology_for(spec, self.provider))
         with ExitStack() as lifecycle:
             stack = lifecycle.enter_context(
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
                            keep=self.options.keep)
             )
-            validate_targets(spec, stack.topology)
             injector = lifecycle.enter_context(Injector(stack, Ledger(self.run_dir)))
             self.injector = injector
             before = readback.final_read(stack.store_urls).authoritative

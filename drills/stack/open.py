@@ -11,7 +11,8 @@ from pathlib import Path
 from drills.errors import SpecError, StackError
 from drills.ledger import Ledger
 from drills.spec import DrillSpec
-from drills.stack.base import Stack
+from drills.stack import clipstream
+from drills.stack.base import Stack, Topology
 from drills.stack.local import STATE_FILE, LocalStack
 
 PROVIDERS = ("local", "docker")
@@ -32,6 +33,12 @@ def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) ->
     else:
         raise SpecError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}",
                         field="stack.provider")
+
+
+def topology_for(spec: DrillSpec, provider: str) -> Topology:
+    """The topology a drill's stack will have, known before starting it (so that a bad target
+    is refused before any process or container starts). Both providers run ClipStream."""
+    return clipstream.TOPOLOGY
 
 
 def attach(work_dir: Path) -> Stack:
