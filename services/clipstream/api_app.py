@@ -1,0 +1,217 @@
+"""The api node (zone edge): the public ClipStream HTTP API, on FastAPI.
+
+Contract (JSON everywhere; errors ``{"error", "field"}`` with a 4xx, or 503 when no store can
+serve). Writes answer with ``X-ClipStream-Epoch`` and ``X-ClipStream-Store`` (who acknowledged,
+under which epoch); reads with ``X-ClipStream-Store``, plus ``X-ClipStream-Degraded: stale`` when a
+non-primary answered.
+
+- ``POST /videos?title=T&client_id=C`` raw body -> 201 (created) or 200 (a retry of the same id)
+- ``GET /videos``, ``GET /videos/{id}``, ``GET /videos/{id}/blob``, ``GET /videos/{id}/stats``
+- ``GET /feed?limit=&cursor=``, ``GET /search?q=&limit=``
+- ``POST /videos/{id}/views?op_id=O``, ``POST /videos/{id}/likes?op_id=O`` (once per op id)
+- ``GET /healthz``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``
+
+Without ``client_id`` (or ``op_id``) the api draws one before the first attempt, so its own
+retries never duplicate a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clipstream.config import ID_PATTERN, ApiConfig
+from clipstream.errors import Refused, Unavailable
+from clipstream.upstream import ApiMetrics, ReadAnswer, Upstream
+from clipstream.web import HDR_DEGRADED, HDR_EPOCH, HDR_STORE, install_error_handlers
+
+VideoId = Annotated[str, Path(pattern=ID_PATTERN, description="video id")]
+OpId = Annotated[str | None, Query(pattern=ID_PATTERN, description="client operation id")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _up(request: Request) -> Upstream:
+    return request.app.state.upstream  # type: ignore[no-any-return]
+
+
+def _relay_write(resp: httpx.Response) -> Response:
+    headers = {}
+    if resp.status_code < 300:
+        headers = {HDR_EPOCH: resp.headers.get(HDR_EPOCH, ""),
+                   HDR_STORE: resp.headers.get(HDR_STORE, "")}
+    return Response(resp.content, status_code=resp.status_code, headers=headers,
+                    media_type="application/json")
+
+
+def _relay_read(answer: ReadAnswer, media_type: str = "application/json") -> Response:
+    headers = {HDR_STORE: answer.store}
+    if answer.degraded:
+        headers[HDR_DEGRADED] = "stale"
+    return Response(answer.response.content, status_code=answer.response.status_code,
+                    headers=headers, media_type=media_type)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw upload body, refused with 413 past ``limit`` bytes (before reading it all)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(f"upload larger than {limit} bytes", status=413, code="too_large",
+                      field="body")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise Refused(f"upload larger than {limit} bytes", status=413, code="too_large",
+                          field="body")
+    if not buf:
+        raise Refused("upload body is empty", status=422, code="invalid", field="body")
+    return bytes(buf)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware counting requests, 5xx answers and latency per route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            m = self.metrics
+            m.requests.labels(route, scope["method"], str(status)).inc()
+            m.latency.labels(route).observe(time.perf_counter() - t0)
+            if status >= 500:
+                m.errors.labels(route).inc()
+
+
+def create_api_app(cfg: ApiConfig) -> FastAPI:
+    """Build the api app for ``cfg``; the connection pool and route watcher live in its lifespan."""
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        async with httpx.AsyncClient(limits=limits) as client:
+            upstream = Upstream(cfg, client, metrics)
+            app.state.upstream = upstream
+            await upstream.refresh()
+            task = asyncio.create_task(upstream.watch())
+            try:
+                yield
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    app = FastAPI(title="ClipStream api", version="1.0", lifespan=lifespan)
+    install_error_handlers(app)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _add_write_routes(app, cfg)
+    _add_read_routes(app)
+    _add_ops_routes(app, metrics)
+    return app
+
+
+def _add_write_routes(app: FastAPI, cfg: ApiConfig) -> None:
+    @app.post("/videos", status_code=201, summary="Upload a video (raw bytes)")
+    async def upload(
+        request: Request,
+        title: Annotated[str, Query(min_length=1, max_length=200)],
+        client_id: OpId = None,
+    ) -> Response:
+        data = await _read_body(request, cfg.max_upload_bytes)
+        video_id = client_id or uuid.uuid4().hex
+        resp = await _up(request).write("/videos", params={"id": video_id, "title": title},
+                                        content=data)
+        return _relay_write(resp)
+
+    async def increment(request: Request, video_id: str, field: str, op_id: str | None) -> Response:
+        resp = await _up(request).write(
+            f"/videos/{video_id}/incr",
+            params={"field": field, "op": op_id or uuid.uuid4().hex})
+        return _relay_write(resp)
+
+    @app.post("/videos/{video_id}/views", summary="Count one view (once per op_id)")
+    async def view(request: Request, video_id: VideoId, op_id: OpId = None) -> Response:
+        return await increment(request, video_id, "views", op_id)
+
+    @app.post("/videos/{video_id}/likes", summary="Count one like (once per op_id)")
+    async def like(request: Request, video_id: VideoId, op_id: OpId = None) -> Response:
+        return await increment(request, video_id, "likes", op_id)
+
+
+def _add_read_routes(app: FastAPI) -> None:
+    @app.get("/videos", summary="Every video id")
+    async def ids(request: Request) -> Response:
+        return _relay_read(await _up(request).read("/videos"))
+
+    @app.get("/videos/{video_id}", summary="A video's metadata and counters")
+    async def video(request: Request, video_id: VideoId) -> Response:
+        return _relay_read(await _up(request).read(f"/videos/{video_id}"))
+
+    @app.get("/videos/{video_id}/blob", summary="A video's bytes")
+    async def blob(request: Request, video_id: VideoId) -> Response:
+        answer = await _up(request).read(f"/videos/{video_id}/blob")
+        ok = answer.response.status_code == 200
+        return _relay_read(answer, "application/octet-stream" if ok else "application/json")
+
+    @app.get("/videos/{video_id}/stats", summary="A video's view and like counts")
+    async def stats(request: Request, video_id: VideoId) -> Response:
+        return _relay_read(await _up(request).read(f"/videos/{video_id}/stats"))
+
+    @app.get("/feed", summary="Newest videos first, with counters, paginated")
+    async def feed(request: Request, limit: Limit = 20,
+                   cursor: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{0,17}$")] = None,
+                   ) -> Response:
+        params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        return _relay_read(await _up(request).read("/feed", params=params))
+
+    @app.get("/search", summary="Videos whose title contains q")
+    async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
+                     limit: Limit = 20) -> Response:
+        return _relay_read(await _up(request).read("/search", params={"q": q,
+                                                                      "limit": str(limit)}))
+
+
+def _add_ops_routes(app: FastAPI, metrics: ApiMetrics) -> None:
+    @app.get("/healthz", summary="200 while some store answers")
+    async def healthz(request: Request) -> JSONResponse:
+        up = _up(request)
+        try:
+            answer = await up.read("/healthz")
+        except Unavailable:
+            return JSONResponse({"status": "unavailable", "primary": up.route.primary,
+                                 "epoch": up.route.epoch, "field": None,
+                                 "error": "no store reachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "primary": up.route.primary,
+                             "epoch": up.route.epoch, "store": answer.store})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prom(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry),
+                        media_type="text/plain; version=0.0.4")

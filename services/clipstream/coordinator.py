@@ -1,0 +1,239 @@
+"""The coordinator (zone witness): health-checks the stores, assigns roles, fails over.
+
+Every ``check_interval_ms`` it sends each store its assignment (``POST /assign``, bounded by
+``check_timeout_ms``); the answer is the store's status and doubles as the health check. `decide`
+(a pure function) then turns the observations into the next `CoordState`:
+
+- promote the replica when the primary has been unreachable for ``detection_ms`` and the replica
+  is eligible (async: it has reconciled with the primary of this epoch; sync: it is *in sync*);
+  the epoch is bumped, which fences the old primary;
+- mark the replica in sync when the primary reports it caught up (a new sync generation);
+- drop it from sync when it has been unreachable, or silent towards the primary, for the
+  detection time (the primary then acknowledges alone, and the replica is not eligible);
+- adopt a newer epoch if a store reports one (a coordinator whose data dir was lost).
+
+The state is persisted (fsync'd, atomically) *before* anyone is told about it, so a restarted
+coordinator keeps the epoch and the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from clipstream.config import CoordinatorConfig
+
+LOG = logging.getLogger("clipstream.coordinator")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordState:
+    """What the coordinator has decided (persisted in ``<data-dir>/coordinator.json``)."""
+
+    epoch: int
+    primary: str
+    in_sync: bool = False
+    sync_gen: int = 0
+    failovers: int = 0
+    last_failover_at: float | None = None
+    primary_boot: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The part of a store's status the coordinator decides on."""
+
+    role: str
+    epoch: int
+    reconciled: bool
+    replication: str
+    waiting_for_peer: bool
+    sync_gen: int | None
+    sync_ready: bool
+    peer_silent_ms: int
+    last_index: int
+    last_epoch: int
+    boot_id: str | None = None
+
+    @classmethod
+    def parse(cls, d: Mapping[str, object]) -> Report:
+        gen = d.get("sync_gen")
+        return cls(
+            role=str(d["role"]), epoch=int(d["epoch"]),  # type: ignore[call-overload]
+            reconciled=bool(d.get("reconciled")), replication=str(d.get("replication")),
+            waiting_for_peer=bool(d.get("waiting_for_peer")),
+            sync_gen=None if gen is None else int(gen),  # type: ignore[call-overload]
+            sync_ready=bool(d.get("sync_ready")),
+            peer_silent_ms=int(d.get("peer_silent_ms") or 0),  # type: ignore[call-overload]
+            last_index=int(d.get("last_index") or 0),  # type: ignore[call-overload]
+            last_epoch=int(d.get("last_epoch") or 0),  # type: ignore[call-overload]
+            boot_id=None if d.get("boot_id") is None else str(d.get("boot_id")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The latest health check of one store: when it last answered, and what it said."""
+
+    reachable: bool
+    last_ok: float | None
+    report: Report | None
+
+
+def _eligible(r: Observation, state: CoordState) -> bool:
+    rep = r.report
+    if not r.reachable or rep is None or rep.role != "replica" or rep.epoch != state.epoch:
+        return False
+    return state.in_sync if rep.replication == "sync" else rep.reconciled
+
+
+def _adopt(state: CoordState, obs: Mapping[str, Observation]) -> CoordState | None:
+    """A store knows a newer epoch than we do: take over above it, keeping the freshest data."""
+    reports = {n: o.report for n, o in obs.items() if o.report is not None}
+    if not reports or max(r.epoch for r in reports.values()) <= state.epoch:
+        return None
+    top = max(r.epoch for r in reports.values())
+    primaries = [n for n, r in reports.items() if r.role == "primary" and r.epoch == top]
+    best = primaries[0] if primaries else max(
+        reports, key=lambda n: (reports[n].last_epoch, reports[n].last_index))
+    return replace(state, epoch=top + 1, primary=best, in_sync=False)
+
+
+def decide(state: CoordState, obs: Mapping[str, Observation], *, now: float, started: float,
+           detection_s: float) -> tuple[CoordState, str | None]:
+    """The next state from the current one and the latest observations (pure).
+
+    Returns the (possibly unchanged) state and a human reason when it changed.
+    """
+    adopted = _adopt(state, obs)
+    if adopted is not None:
+        return adopted, f"adopted epoch {adopted.epoch} above a store's"
+    other = next(n for n in obs if n != state.primary)
+    p, r = obs[state.primary], obs[other]
+    p_down = now - (p.last_ok if p.last_ok is not None else started)
+    if p_down >= detection_s and _eligible(r, state):
+        new = CoordState(epoch=state.epoch + 1, primary=other, in_sync=False,
+                         sync_gen=state.sync_gen, failovers=state.failovers + 1,
+                         last_failover_at=time.time(),
+                         primary_boot=r.report.boot_id if r.report else None)
+        return new, f"primary {state.primary} unreachable for {p_down:.2f}s: promoted {other}"
+    rep = p.report
+    if p.reachable and rep is not None and rep.boot_id != state.primary_boot:
+        if state.primary_boot is None:
+            return replace(state, primary_boot=rep.boot_id), f"{state.primary} first seen"
+        return (replace(state, epoch=state.epoch + 1, in_sync=False, primary_boot=rep.boot_id),
+                f"primary {state.primary} restarted: new epoch fences its lost tail")
+    if not p.reachable or rep is None or rep.role != "primary" or rep.epoch != state.epoch:
+        return state, None
+    if (not state.in_sync and rep.sync_ready and rep.sync_gen == state.sync_gen + 1):
+        return replace(state, in_sync=True, sync_gen=rep.sync_gen), f"{other} is in sync"
+    pending = rep.sync_gen is not None and rep.sync_gen > state.sync_gen
+    if (state.in_sync or (pending and rep.waiting_for_peer)):
+        r_down = now - (r.last_ok if r.last_ok is not None else started)
+        if r_down >= detection_s or rep.peer_silent_ms >= detection_s * 1000:
+            gen = max(state.sync_gen, rep.sync_gen or 0)
+            return (replace(state, in_sync=False, sync_gen=gen),
+                    f"{other} dropped from sync (unreachable {r_down:.2f}s, "
+                    f"silent {rep.peer_silent_ms} ms)")
+    return state, None
+
+
+class Coordinator:
+    """The coordinator's loop and state; one per process, used from one event loop."""
+
+    def __init__(self, cfg: CoordinatorConfig, client: httpx.AsyncClient):
+        if cfg.primary not in cfg.stores:
+            raise ValueError(f"--primary {cfg.primary} is not one of the stores")
+        self.cfg = cfg
+        self.client = client
+        self.path = Path(cfg.data_dir) / "coordinator.json"
+        self.state = self._load() or CoordState(epoch=1, primary=cfg.primary)
+        self.started = time.monotonic()
+        self.obs: dict[str, Observation] = {n: Observation(False, None, None) for n in cfg.stores}
+        self.checks = 0
+
+    def _load(self) -> CoordState | None:
+        try:
+            d = json.loads(self.path.read_text())
+            state = CoordState(**d)
+        except (OSError, ValueError, TypeError):
+            return None
+        return state if state.primary in self.cfg.stores else None
+
+    def _persist(self, state: CoordState) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(asdict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def assignment(self, name: str) -> dict[str, object]:
+        s = self.state
+        return {"role": "primary" if name == s.primary else "replica", "epoch": s.epoch,
+                "primary": s.primary, "in_sync": s.in_sync, "sync_gen": s.sync_gen,
+                "boot_id": s.primary_boot if name == s.primary else None}
+
+    async def _check(self, name: str) -> None:
+        url = self.cfg.stores[name]
+        timeout = httpx.Timeout(self.cfg.check_timeout_ms / 1000)
+        prev = self.obs[name]
+        try:
+            resp = await self.client.post(f"{url}/assign", json=self.assignment(name),
+                                          timeout=timeout)
+            if resp.status_code == 409:  # newer epoch, or restarted since: read its state
+                resp = await self.client.get(f"{url}/state", timeout=timeout)
+            resp.raise_for_status()
+            report = Report.parse(resp.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            LOG.debug("check of %s failed: %r", name, exc)
+            self.obs[name] = Observation(False, prev.last_ok, prev.report)
+            return
+        self.obs[name] = Observation(True, time.monotonic(), report)
+
+    async def tick(self) -> None:
+        """One round: check (and tell) every store, decide, persist, tell again if changed."""
+        await asyncio.gather(*(self._check(n) for n in self.cfg.stores))
+        self.checks += 1
+        new, reason = decide(self.state, self.obs, now=time.monotonic(), started=self.started,
+                             detection_s=self.cfg.detection_ms / 1000)
+        if new != self.state:
+            await asyncio.to_thread(self._persist, new)
+            LOG.warning("epoch %d primary %s in_sync %s: %s", new.epoch, new.primary,
+                        new.in_sync, reason)
+            self.state = new
+            await asyncio.gather(*(self._check(n) for n in self.cfg.stores))
+
+    async def run(self) -> None:
+        """Tick forever at ``check_interval_ms``."""
+        interval = self.cfg.check_interval_ms / 1000
+        while True:
+            t0 = time.monotonic()
+            await self.tick()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
+
+    def snapshot(self) -> dict[str, object]:
+        """The coordinator's view for ``GET /state``."""
+        now = time.monotonic()
+        stores = {
+            n: {"reachable": o.reachable,
+                "last_ok_age_ms": None if o.last_ok is None else int((now - o.last_ok) * 1000),
+                "report": None if o.report is None else asdict(o.report)}
+            for n, o in self.obs.items()
+        }
+        return {**asdict(self.state), "stores": stores, "checks": self.checks,
+                "detection_ms": self.cfg.detection_ms}

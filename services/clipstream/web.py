@@ -1,0 +1,88 @@
+"""HTTP plumbing shared by every node: JSON errors that name the field, and the uvicorn runner.
+
+Every error a node answers is ``{"error": "...", "field": "..."|null}`` (plus ``code`` when the
+caller must act on it); no input reaches a 500. `serve` runs an app until SIGINT/SIGTERM, letting
+the app's lifespan flush and close its resources on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clipstream.errors import Refused, Unavailable
+
+LOG = logging.getLogger("clipstream.web")
+HDR_EPOCH = "X-ClipStream-Epoch"
+HDR_STORE = "X-ClipStream-Store"
+HDR_ROLE = "X-ClipStream-Role"
+HDR_DEGRADED = "X-ClipStream-Degraded"
+
+
+def error_response(status: int, error: str, field: str | None = None, *,
+                   code: str | None = None) -> JSONResponse:
+    """The one error shape: ``{"error", "field"[, "code"]}``."""
+    body: dict[str, Any] = {"error": error, "field": field}
+    if code:
+        body["code"] = code
+    return JSONResponse(body, status_code=status)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "path", "body", "header")]
+    return ".".join(parts) or (str(loc[0]) if loc else "request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map validation errors, `Refused`, `Unavailable` and stray HTTP errors to the shape."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        return error_response(422, str(first.get("msg", "invalid")),
+                              _field_of(first.get("loc", ())), code="invalid")
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.field, code=exc.code)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return error_response(503, str(exc), None, code="unavailable")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), None)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM/SIGINT ends in a clean exit (status 0), not re-raised."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {sig: signal.signal(sig, self.handle_exit)
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Run ``app`` on uvicorn until SIGINT/SIGTERM (graceful: the lifespan's exit runs)."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False,
+        timeout_graceful_shutdown=2, lifespan="on", timeout_keep_alive=30,
+    )
+    _Server(config).run()
