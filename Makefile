@@ -29,7 +29,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python benchmarks/toxiproxy_bench.py
+	$(BIN)/python benchmarks/clipstream_feed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
