@@ -140,7 +140,7 @@ def test_minimal_drill_gets_documented_defaults() -> None:
         0, "exact", "forbid", "required")
     a = spec.analysis
     assert (a.bucket, a.hold, a.rho, a.epsilon, a.min_bucket_requests) == (
-        0.25, 3.0, 0.5, 0.02, 16.0)
+        0.25, 3.0, 0.5, 0.05, 20.0)
     assert spec.expect == "pass" and spec.fails_on == ()
     assert spec.timeline.faults[0].kind == "power_down"
     assert spec.timeline.faults[0].target == "dc-east"

@@ -28,6 +28,11 @@ class AnalysisParams:
       ``bucket_s`` that reaches it), because at a few requests per bucket empty buckets and
       throughput dips are noise, not outages. ``0`` keeps ``bucket_s`` for every class.
 
+    Defaults, chosen together: with ε = 0.05 and at least 20 baseline requests per bucket, a
+    bucket counts as an outage only when about two of its ~20 requests fail — one straggling
+    timeout on a loaded machine is noise, not an outage, while any real outage (most requests
+    failing) is far below the threshold.
+
     Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket or hold, a ``rho``
     or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests``.
     """
@@ -35,8 +40,8 @@ class AnalysisParams:
     bucket_s: float = 0.25
     hold_s: float = 3.0
     rho: float = 0.5
-    epsilon: float = 0.02
-    min_bucket_requests: float = 16.0
+    epsilon: float = 0.05
+    min_bucket_requests: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("bucket_s", "hold_s"):

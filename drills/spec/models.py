@@ -207,10 +207,10 @@ class AnalysisSpec(SpecModel):
                                "to count as recovered.")
     rho: float = _f(0.5, typ="0 < float <= 1", strict=True, gt=0, le=1, doc="Recovered buckets "
                    "need >= rho x baseline throughput (a trickle is not recovery).")
-    epsilon: float = _f(0.02, typ="0 <= float < 1", strict=True, ge=0, lt=1,
+    epsilon: float = _f(0.05, typ="0 <= float < 1", strict=True, ge=0, lt=1,
                        doc="Slack under the baseline success rate in the RTO threshold.")
     min_bucket_requests: float = _f(
-        16.0, typ="float >= 0", strict=True, ge=0, doc="A class with fewer baseline requests "
+        20.0, typ="float >= 0", strict=True, ge=0, doc="A class with fewer baseline requests "
         "per bucket is measured on wider buckets (a multiple of bucket); 0 = never widen.")
 
     @model_validator(mode="after")

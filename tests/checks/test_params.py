@@ -14,7 +14,7 @@ from drills.errors import SpecError
 
 def test_defaults_are_the_documented_ones_and_frozen():
     p = AnalysisParams()
-    assert (p.bucket_s, p.hold_s, p.rho, p.epsilon) == (0.25, 3.0, 0.5, 0.02)
+    assert (p.bucket_s, p.hold_s, p.rho, p.epsilon) == (0.25, 3.0, 0.5, 0.05)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.bucket_s = 1.0  # type: ignore[misc]
 

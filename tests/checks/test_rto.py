@@ -24,9 +24,26 @@ def outage(start: float, stop: float) -> object:
     return lambda t: not (start <= t < stop)
 
 
+#: The mechanism tests below use fine-grained settings (one failure is a bad bucket, buckets of
+#: 16 requests); `test_default_params_ignore_one_straggler` covers the defaults.
+FINE = AnalysisParams(epsilon=0.02, min_bucket_requests=16.0)
+
+
 def rto_of(reqs: list[Request], op: str = "feed", **kw: object):
+    kw.setdefault("params", FINE)
     return measure_rto(reqs, op=op, fault=fault("f1", TF), baseline_start=T0,
                        baseline_end=TF, **kw)  # type: ignore[arg-type]
+
+
+def test_default_params_ignore_one_straggler_but_not_two():
+    reqs = traffic("feed", T0, END, 80)
+    late = [i for i, q in enumerate(reqs) if q.t > TF + 2][:2]
+    one = list(reqs)
+    one[late[0]] = Request(t=reqs[late[0]].t, duration=2.0, op="feed", ok=False)
+    assert rto_of(one, params=AnalysisParams()).rto_s == 0.0
+    two = list(one)
+    two[late[1]] = Request(t=reqs[late[1]].t, duration=2.0, op="feed", ok=False)
+    assert rto_of(two, params=AnalysisParams()).rto_s == pytest.approx(2.25)
 
 
 def test_outage_of_exactly_n_seconds_measures_n():
@@ -130,7 +147,7 @@ def test_threshold_follows_the_objective_and_the_baseline():
     flaky = lambda t: int(t * 80) % 10 != 0  # noqa: E731 - 90% success
     loose = rto_of(traffic("feed", T0, END, 80, ok=flaky))
     assert loose.baseline_rate == pytest.approx(0.9, abs=0.01)
-    assert loose.threshold == pytest.approx(loose.baseline_rate - 0.02)
+    assert loose.threshold == pytest.approx(loose.baseline_rate - FINE.epsilon)
     assert loose.rto_s == 0.0
     strict = rto_of(traffic("feed", T0, END, 80), objective=0.5)
     assert strict.threshold == 0.5
@@ -146,7 +163,7 @@ def test_slow_classes_get_wider_buckets_so_chance_gaps_are_not_outages():
     literal = rto_of(reqs, op="stats", params=AnalysisParams(min_bucket_requests=0))
     assert literal.below_s > 0  # 250 ms buckets at 4 req/s: empty by chance
     r = rto_of(reqs, op="stats")
-    assert r.bucket_s > 1.0 and r.baseline_per_bucket >= 16.0
+    assert r.bucket_s > 1.0 and r.baseline_per_bucket >= FINE.min_bucket_requests
     assert (r.bucket_s / 0.25).is_integer()
     assert (r.rto_s, r.below_s) == (0.0, 0.0)
     down = [q for q in reqs if not TF <= q.t < TF + 6]
