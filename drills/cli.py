@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     run.add_argument("--allow-remote-docker", action="store_true")
 
+    rep = sub.add_parser("report", help="regenerate every report of a run from its records")
+    rep.add_argument("run_dir", type=Path)
+    cmp = sub.add_parser("compare", help="what got better or worse between two runs of a drill")
+    cmp.add_argument("run_a", type=Path, help="the earlier run (before)")
+    cmp.add_argument("run_b", type=Path, help="the later run (after)")
+    cmp.add_argument("--changes-only", action="store_true")
+
     sub.add_parser("list", help="list the built-in drills")
     val = sub.add_parser("validate", help="validate drill files without running them")
     val.add_argument("files", nargs="+")

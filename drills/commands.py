@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from drills.catalog import builtin_drills, load_drill
-from drills.cli import EXIT_INPUT, EXIT_OK, EXIT_REVERT, exit_code
+from drills.cli import EXIT_INPUT, EXIT_MISSED, EXIT_OK, EXIT_REVERT, exit_code
 from drills.errors import SpecError
 
 
@@ -90,6 +90,23 @@ def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
     return EXIT_REVERT if failures else EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from drills.report.load import regenerate
+
+    for path in regenerate(args.run_dir):
+        console.print(f"wrote {path}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """Exit 1 when something got worse, so a CI job can fail on a regression."""
+    from drills.report.compare import compare, to_table
+
+    comparison = compare(args.run_a, args.run_b)
+    console.print(to_table(comparison, only_changes=args.changes_only))
+    return EXIT_MISSED if comparison.having("worse") else EXIT_OK
+
+
 def cmd_stack(args: argparse.Namespace, console: Console) -> int:
     from drills import stackctl
 
@@ -101,6 +118,8 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace, Console], int]] = {
     "list": cmd_list,
     "validate": cmd_validate,
     "rollback": cmd_rollback,
+    "report": cmd_report,
+    "compare": cmd_compare,
     "stack": cmd_stack,
 }
 
