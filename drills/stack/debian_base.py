@@ -275,13 +275,22 @@ def probe_python(client: docker.DockerClient, image: str, *, cache_dir: Path) ->
     return target
 
 
-def image_requirements(project_root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(runtime dependencies, build requirements) from ``pyproject.toml``."""
+def _canonical(requirement: str) -> str:
+    name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", name.group(1)).lower() if name else requirement
+
+
+def image_requirements(project_root: Path, *, exclude: Sequence[str] = ()
+                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:  # fmt: skip
+    """(runtime dependencies minus ``exclude`` (names, any spelling), build requirements) from
+    ``pyproject.toml``."""
     try:
         data = tomllib.loads((project_root / "pyproject.toml").read_text())
-        return (tuple(data["project"]["dependencies"]), tuple(data["build-system"]["requires"]))
+        deps, build = data["project"]["dependencies"], data["build-system"]["requires"]
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise StackError(f"cannot read {project_root}/pyproject.toml: {exc}") from exc
+    dropped = {_canonical(name) for name in exclude}
+    return tuple(d for d in deps if _canonical(d) not in dropped), tuple(build)
 
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
@@ -337,6 +346,7 @@ def fetch_wheelhouse(reqs: Sequence[str], build_reqs: Sequence[str], target: Tar
         return house
     house.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{key}.partial-", dir=house.parent))
+    scratch.chmod(0o755)
     log(f"wheelhouse {key}: pip download for Python {target.version} ({target.machine}, "
         f"glibc {target.glibc})")
     try:
