@@ -66,8 +66,11 @@ def status(args: argparse.Namespace, console: Console) -> int:
 def build(args: argparse.Namespace, console: Console) -> int:
     from drills.stack.images import build_images
 
-    report = build_images(base_image=args.base_image, log=console.print)
-    console.print(str(report))
+    def log(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    report = build_images(base_image=args.base_image, log=log)
+    log(str(report))
     return EXIT_OK
 
 
