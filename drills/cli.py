@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_b", type=Path, help="the later run (after)")
     cmp.add_argument("--changes-only", action="store_true")
 
+    from drills import gameday  # light: it imports the engine only when a game day runs
+
+    gd = sub.add_parser("gameday", help="run drills in sequence: JUnit, an index page, the worst "
+                        "exit code")
+    gameday.add_arguments(gd)
+
     sub.add_parser("list", help="list the built-in drills")
     val = sub.add_parser("validate", help="validate drill files without running them")
     val.add_argument("files", nargs="+")

@@ -107,6 +107,12 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return EXIT_MISSED if comparison.having("worse") else EXIT_OK
 
 
+def cmd_gameday(args: argparse.Namespace, console: Console) -> int:
+    from drills import gameday
+
+    return gameday.cmd_gameday(args, console)
+
+
 def cmd_stack(args: argparse.Namespace, console: Console) -> int:
     from drills import stackctl
 
@@ -120,6 +126,7 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace, Console], int]] = {
     "rollback": cmd_rollback,
     "report": cmd_report,
     "compare": cmd_compare,
+    "gameday": cmd_gameday,
     "stack": cmd_stack,
 }
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drills import readback
-from drills.errors import DrillsError, EnvironmentError_, LoadError, RevertError
+from drills.errors import DrillsError, EnvironmentError_, Interrupted, LoadError, RevertError
 from drills.events import Observer, Quiet, Safe, describe
 from drills.faults import Injector, rollback
 from drills.journal import Journal, PhaseRecord
@@ -106,7 +106,7 @@ class Run:
             with sigterm_as_interrupt():
                 self._lifecycle()
         except KeyboardInterrupt:
-            error = EnvironmentError_("interrupted (Ctrl-C or SIGTERM); every fault was reverted")
+            error = Interrupted("interrupted (Ctrl-C or SIGTERM); every fault was reverted")
         except DrillsError as exc:
             error = exc
         if self.injector is not None and self.injector.failures:

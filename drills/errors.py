@@ -9,7 +9,8 @@ Exit codes are decided by the CLI alone, from the class of the error::
     ├── EnvironmentError_   the environment or the harness itself failed             (exit 3)
     │   ├── StackError          a stack would not start, a node would not answer
     │   ├── ProxyError          the Toxiproxy server or a proxy operation failed
-    │   └── LoadError           the load generator failed
+    │   ├── LoadError           the load generator failed
+    │   └── Interrupted         Ctrl-C or SIGTERM ended a run (every fault was reverted)
     └── FaultError          a fault could not be injected                             (exit 3)
         └── RevertError     a fault could not be reverted (the ledger says which)     (exit 4)
 """
@@ -58,6 +59,10 @@ class ProxyError(EnvironmentError_):
 
 class LoadError(EnvironmentError_):
     """The load generator (Locust subprocess) failed to start or died."""
+
+
+class Interrupted(EnvironmentError_):
+    """A run was ended by Ctrl-C or SIGTERM; its faults were reverted on the way out."""
 
 
 class FaultError(DrillsError):
