@@ -328,7 +328,9 @@ def test_every_builtin_loads_and_targets_clipstream(name: str) -> None:
 
 def test_dc_east_power_loss_is_the_flagship_shape() -> None:
     drill = load_drill("dc-east-power-loss")
-    assert drill.timeline.baseline == 10 and drill.timeline.settle <= 20
+    # short enough that `make drill` (install included) stays under 90 s
+    assert drill.timeline.load_duration <= 40
+    assert drill.timeline.baseline >= 5 and drill.timeline.settle >= 10
     assert drill.timeline.faults[0].windows()[0].off - drill.timeline.faults[0].at <= 20
     assert dict(drill.stack.config) == {"replication": "sync", "fsync": "always",
                                         "detection": 1.5}
