@@ -42,8 +42,9 @@ def _store_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_knob(p, "--replication", type=replication_arg, default="sync", help="sync|async")
     add_knob(p, "--pull-interval-ms", type=positive_int, default=200,
              help="async replica pull period")
-    add_knob(p, "--replication-timeout-ms", type=positive_int, default=500,
-             help="how long a sync write waits for the replica before answering 503")
+    add_knob(p, "--replication-timeout-ms", type=positive_int, default=400,
+             help="how long a sync write waits for the replica before the primary asks the "
+                  "coordinator to drop it from the in-sync set (503 if not confirmed in as long)")
     add_knob(p, "--max-blob-bytes", type=positive_int, default=64 << 20,
              help="largest blob accepted")
 
@@ -89,7 +90,7 @@ def _dev_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_knob(p, "--fsync", type=fsync_arg, default="always", help="always|interval:<ms>|never")
     add_knob(p, "--replication", type=replication_arg, default="sync", help="sync|async")
     add_knob(p, "--pull-interval-ms", type=positive_int, default=200, help="async pull period")
-    add_knob(p, "--replication-timeout-ms", type=positive_int, default=500,
+    add_knob(p, "--replication-timeout-ms", type=positive_int, default=400,
              help="sync wait for the replica")
     add_knob(p, "--detection-ms", type=positive_int, default=1500, help="failover detection")
     add_knob(p, "--check-interval-ms", type=positive_int, default=200, help="health check period")

@@ -64,7 +64,7 @@ class StoreConfig:
     fsync: FsyncPolicy
     replication: Literal["sync", "async"]
     pull_interval_ms: int = 200
-    replication_timeout_ms: int = 500
+    replication_timeout_ms: int = 400
     max_blob_bytes: int = 64 << 20
     pull_batch: int = 512
 

@@ -1,19 +1,27 @@
 """The coordinator (zone witness): health-checks the stores, assigns roles, fails over.
 
-Every ``check_interval_ms`` it sends each store its assignment (``POST /assign``, bounded by
-``check_timeout_ms``); the answer is the store's status and doubles as the health check. `decide`
-(a pure function) then turns the observations into the next `CoordState`:
+Each store is watched by its own loop of long polls: ``POST /assign?wait_ms=<check_interval_ms>``
+sends the store its assignment, and the store answers its status as soon as something the
+coordinator decides on changes, or after ``check_interval_ms`` (plus ``check_timeout_ms`` of
+grace, after which the check fails). The answer doubles as the health check. The loops are
+independent, so a frozen store delays nobody else's news; a timer re-decides every
+``check_interval_ms`` so time-based rules fire while a store hangs. `decide` (a pure function)
+turns the observations into the next `CoordState`:
 
 - promote the replica when the primary has been unreachable for ``detection_ms`` and the replica
   is eligible (async: it has reconciled with the primary of this epoch; sync: it is *in sync*);
   the epoch is bumped, which fences the old primary;
-- mark the replica in sync when the primary reports it caught up (a new sync generation);
+- drop the replica from sync at once when the primary asks (a write waited its replication
+  timeout for the replica): the primary acknowledges alone only after hearing of the drop, and
+  the long poll makes that a round trip, not a check interval;
+- mark the replica in sync when the primary reports it keeps up and holds everything
+  acknowledged (a new sync generation);
 - drop it from sync when it has been unreachable, or silent towards the primary, for the
-  detection time (the primary then acknowledges alone, and the replica is not eligible);
+  detection time (the replica is not eligible then);
 - adopt a newer epoch if a store reports one (a coordinator whose data dir was lost).
 
 The state is persisted (fsync'd, atomically) *before* anyone is told about it, so a restarted
-coordinator keeps the epoch and the primary.
+coordinator keeps the epoch and the primary, and a drop the primary acts on cannot be forgotten.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import httpx
 from clipstream.config import CoordinatorConfig
 
 LOG = logging.getLogger("clipstream.coordinator")
+MIN_CHECK_GAP_S = 0.02  # a store answering every long poll at once cannot make us spin
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +71,11 @@ class Report:
     last_index: int
     last_epoch: int
     boot_id: str | None = None
+    shrink_gen: int | None = None
 
     @classmethod
     def parse(cls, d: Mapping[str, object]) -> Report:
-        gen = d.get("sync_gen")
+        gen, shrink = d.get("sync_gen"), d.get("shrink_gen")
         return cls(
             role=str(d["role"]), epoch=int(d["epoch"]),  # type: ignore[call-overload]
             reconciled=bool(d.get("reconciled")), replication=str(d.get("replication")),
@@ -76,6 +86,7 @@ class Report:
             last_index=int(d.get("last_index") or 0),  # type: ignore[call-overload]
             last_epoch=int(d.get("last_epoch") or 0),  # type: ignore[call-overload]
             boot_id=None if d.get("boot_id") is None else str(d.get("boot_id")),
+            shrink_gen=None if shrink is None else int(shrink),  # type: ignore[call-overload]
         )
 
 
@@ -133,6 +144,14 @@ def decide(state: CoordState, obs: Mapping[str, Observation], *, now: float, sta
                 f"primary {state.primary} restarted: new epoch fences its lost tail")
     if not p.reachable or rep is None or rep.role != "primary" or rep.epoch != state.epoch:
         return state, None
+    shrink = rep.shrink_gen
+    if shrink is not None and (shrink > state.sync_gen or (state.in_sync
+                                                           and shrink == state.sync_gen)):
+        # checked before "in sync": a generation the primary gave up on is never confirmed
+        gen = max(state.sync_gen, rep.sync_gen or 0, shrink)
+        return (replace(state, in_sync=False, sync_gen=gen),
+                f"{other} dropped from sync: {state.primary} timed out waiting for it "
+                f"(generation {shrink})")
     if (not state.in_sync and rep.sync_ready and rep.sync_gen == state.sync_gen + 1):
         return replace(state, in_sync=True, sync_gen=rep.sync_gen), f"{other} is in sync"
     pending = rep.sync_gen is not None and rep.sync_gen > state.sync_gen
@@ -159,6 +178,8 @@ class Coordinator:
         self.started = time.monotonic()
         self.obs: dict[str, Observation] = {n: Observation(False, None, None) for n in cfg.stores}
         self.checks = 0
+        self._deciding = asyncio.Lock()
+        self._pushes: set[asyncio.Task[None]] = set()
 
     def _load(self) -> CoordState | None:
         try:
@@ -188,43 +209,78 @@ class Coordinator:
                 "primary": s.primary, "in_sync": s.in_sync, "sync_gen": s.sync_gen,
                 "boot_id": s.primary_boot if name == s.primary else None}
 
-    async def _check(self, name: str) -> None:
+    async def _check(self, name: str, *, wait_ms: int = 0) -> bool:
+        """Send ``name`` its assignment and record its status; True if it answered ``/assign``.
+
+        With ``wait_ms`` the store holds the answer until its report changes (long poll).
+        """
         url = self.cfg.stores[name]
-        timeout = httpx.Timeout(self.cfg.check_timeout_ms / 1000)
+        grace = self.cfg.check_timeout_ms / 1000
         prev = self.obs[name]
+        self.checks += 1
         try:
-            resp = await self.client.post(f"{url}/assign", json=self.assignment(name),
-                                          timeout=timeout)
-            if resp.status_code == 409:  # newer epoch, or restarted since: read its state
-                resp = await self.client.get(f"{url}/state", timeout=timeout)
+            resp = await self.client.post(
+                f"{url}/assign", params={"wait_ms": wait_ms}, json=self.assignment(name),
+                timeout=httpx.Timeout(grace + wait_ms / 1000, connect=grace))
+            held = resp.status_code != 409
+            if not held:  # newer epoch, or restarted since: read its state
+                resp = await self.client.get(f"{url}/state", timeout=grace)
             resp.raise_for_status()
             report = Report.parse(resp.json())
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             LOG.debug("check of %s failed: %r", name, exc)
             self.obs[name] = Observation(False, prev.last_ok, prev.report)
-            return
+            return False
         self.obs[name] = Observation(True, time.monotonic(), report)
+        return held
 
-    async def tick(self) -> None:
-        """One round: check (and tell) every store, decide, persist, tell again if changed."""
-        await asyncio.gather(*(self._check(n) for n in self.cfg.stores))
-        self.checks += 1
-        new, reason = decide(self.state, self.obs, now=time.monotonic(), started=self.started,
-                             detection_s=self.cfg.detection_ms / 1000)
-        if new != self.state:
+    async def step(self) -> None:
+        """Decide on the latest observations; on a change persist, then tell every store."""
+        async with self._deciding:
+            new, reason = decide(self.state, self.obs, now=time.monotonic(),
+                                 started=self.started, detection_s=self.cfg.detection_ms / 1000)
+            if new == self.state:
+                return
             await asyncio.to_thread(self._persist, new)
             LOG.warning("epoch %d primary %s in_sync %s: %s", new.epoch, new.primary,
                         new.in_sync, reason)
             self.state = new
-            await asyncio.gather(*(self._check(n) for n in self.cfg.stores))
+        for name in self.cfg.stores:  # each on its own: a hung store delays no one else
+            task = asyncio.create_task(self._push(name))
+            self._pushes.add(task)
+            task.add_done_callback(self._pushes.discard)
 
-    async def run(self) -> None:
-        """Tick forever at ``check_interval_ms``."""
+    async def _push(self, name: str) -> None:
+        await self._check(name)
+        await self.step()
+
+    async def _watch(self, name: str) -> None:
+        """Long-poll ``name`` forever; pace retries of a store that fails or refuses."""
         interval = self.cfg.check_interval_ms / 1000
         while True:
             t0 = time.monotonic()
-            await self.tick()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
+            held = await self._check(name, wait_ms=self.cfg.check_interval_ms)
+            await self.step()
+            pause = (MIN_CHECK_GAP_S if held else interval) - (time.monotonic() - t0)
+            if pause > 0:
+                await asyncio.sleep(pause)
+
+    async def _timer(self) -> None:
+        """Re-decide every check interval: detection must fire while checks hang."""
+        while True:
+            await asyncio.sleep(self.cfg.check_interval_ms / 1000)
+            await self.step()
+
+    async def run(self) -> None:
+        """Watch every store and run the timer until cancelled."""
+        loops = [asyncio.create_task(self._watch(n)) for n in self.cfg.stores]
+        loops.append(asyncio.create_task(self._timer()))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for task in [*loops, *self._pushes]:
+                task.cancel()
+            await asyncio.gather(*loops, *self._pushes, return_exceptions=True)
 
     def snapshot(self) -> dict[str, object]:
         """The coordinator's view for ``GET /state``."""

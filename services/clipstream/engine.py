@@ -7,12 +7,15 @@ store refuses writes under an epoch other than its own, and never goes back to a
 newest one seen is persisted in ``<data-dir>/epoch``).
 
 A write is acknowledged only when its record is durable (``fsync=always``) and, while the primary
-is *waiting for its peer* (sync replication with the replica in sync), when the replica has
-durably appended it. Replication is pulled by the replica (`serve_pull`); the replica's next pull
-acknowledges what it has. The primary starts waiting for its peer as soon as the replica has
-caught up (a new *sync generation*), and stops only when the coordinator drops that generation
-(after the replica was silent for the detection time): the coordinator never promotes a replica
-that was not in sync, so no acknowledged write is lost with sync replication.
+is *waiting for its peer* (sync replication with the replica in the in-sync set), when the replica
+has durably appended it. Replication is pulled by the replica (`serve_pull`); the replica's next
+pull acknowledges what it has. `clipstream.syncset.SyncSet` decides when the primary starts
+waiting (the replica keeps up: a new *sync generation*) and when a write that waited
+``replication_timeout_ms`` asks the coordinator to drop the replica from the set; the write is
+acknowledged alone only after the coordinator confirmed the drop (it never promotes a replica
+outside the set), and fails with 503 if the confirmation does not come within another
+``replication_timeout_ms``. So no acknowledged write is lost with sync replication, and a slow
+or frozen replica stalls writes for about the replication timeout, not the detection time.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Literal
 
 from clipstream.blobs import BlobStore
@@ -33,70 +35,14 @@ from clipstream.config import NEVER_WRITEBACK_BYTES, NEVER_WRITEBACK_S, StoreCon
 from clipstream.errors import Refused, Unavailable
 from clipstream.log import Log
 from clipstream.records import IncrRecord, Record, VideoRecord
-from clipstream.state import Index, Stats, Video
+from clipstream.state import Index, Stats
+from clipstream.store_types import Assignment, PullAnswer, Role, StoreStatus, Upload
+from clipstream.syncset import SyncSet
 
-Role = Literal["primary", "replica", "unassigned"]
+__all__ = ["Assignment", "PullAnswer", "StoreEngine", "StoreStatus", "Upload"]
+
 DURABLE_TIMEOUT_S = 5.0
 LOG = logging.getLogger("clipstream.store")
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """What the coordinator tells a store: its role, the epoch, the primary, the sync state."""
-
-    role: Literal["primary", "replica"]
-    epoch: int
-    primary: str
-    in_sync: bool = False
-    sync_gen: int = 0
-    boot_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStatus:
-    """A store's view of itself (``GET /state``; also the answer to an assignment)."""
-
-    name: str
-    role: Role
-    epoch: int
-    primary: str | None
-    last_index: int
-    last_epoch: int
-    durable_index: int
-    replication: str
-    fsync: str
-    replication_lag: int
-    reconciled: bool
-    waiting_for_peer: bool
-    sync_gen: int | None
-    sync_ready: bool
-    peer_acked: int
-    peer_silent_ms: int | None
-    truncated_records: int
-    truncated_bytes: int
-    discarded_records: int
-    videos: int
-    boot_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PullAnswer:
-    """The primary's answer to a pull: records after the replica's position, or divergence."""
-
-    epoch: int
-    last_index: int
-    diverged: bool
-    records: tuple[Record, ...] = ()
-    runs: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """The outcome of an upload: the video, whether this call created it, the acking epoch."""
-
-    video: Video
-    created: bool
-    epoch: int
 
 
 class StoreEngine:
@@ -111,12 +57,8 @@ class StoreEngine:
         self.boot_id = uuid.uuid4().hex
         self.role: Role = "unassigned"
         self.primary: str | None = None
-        self.coord_in_sync = False
-        self.coord_gen = 0
-        self.self_gen: int | None = None
-        self.sync_from = 0
-        self.peer_acked = 0
-        self.last_peer_contact = time.monotonic()
+        self.sync = SyncSet(cfg.replication_timeout_ms / 1000)
+        self.sync.reset(time.monotonic())
         self.reconciled_epoch = 0
         self.primary_last_index = 0
         self.discarded_records = 0
@@ -191,20 +133,31 @@ class StoreEngine:
         await self.observe_epoch(a.epoch)
         if (a.role, a.epoch) != before:
             LOG.info("%s is now %s at epoch %d", self.cfg.name, a.role, a.epoch)
-            self.self_gen, self.peer_acked = None, 0
-            self.last_peer_contact = time.monotonic()
+            self.sync.reset(time.monotonic())
         self.role, self.primary = a.role, a.primary
         if a.role == "primary":
-            self.coord_in_sync, self.coord_gen = a.in_sync, a.sync_gen
+            self.sync.assigned(in_sync=a.in_sync, sync_gen=a.sync_gen)
         self.bump()
         return self.status()
+
+    def report_key(self) -> tuple[object, ...]:
+        """What the coordinator decides on; `assign` long polls return early when it changes."""
+        s = self.status()
+        return (s.role, s.epoch, s.sync_gen, s.sync_ready, s.waiting_for_peer, s.shrink_gen,
+                s.reconciled)
+
+    async def wait_report_change(self, wait_ms: int) -> None:
+        """Hold until `report_key` changes or ``wait_ms`` passes (the coordinator's long poll)."""
+        key, deadline = self.report_key(), time.monotonic() + wait_ms / 1000
+        while self.report_key() == key and time.monotonic() < deadline:
+            await self.wait_change(deadline - time.monotonic())
 
     @property
     def waiting_for_peer(self) -> bool:
         """True while acks must wait for the replica (sync, replica in or entering sync)."""
         if self.role != "primary" or self.cfg.replication != "sync":
             return False
-        return self.coord_in_sync or (self.self_gen is not None and self.self_gen > self.coord_gen)
+        return self.sync.waiting
 
     def status(self) -> StoreStatus:
         lag = max(0, self.primary_last_index - self.log.last_index) if self.role == "replica" else 0
@@ -214,10 +167,10 @@ class StoreEngine:
             durable_index=self.log.durable_index, replication=self.cfg.replication,
             fsync=str(self.cfg.fsync), replication_lag=lag,
             reconciled=self.role == "replica" and self.reconciled_epoch == self.epoch,
-            waiting_for_peer=self.waiting_for_peer, sync_gen=self.self_gen,
-            sync_ready=self.self_gen is not None and self.peer_acked >= self.sync_from,
-            peer_acked=self.peer_acked,
-            peer_silent_ms=int((time.monotonic() - self.last_peer_contact) * 1000),
+            waiting_for_peer=self.waiting_for_peer, sync_gen=self.sync.self_gen,
+            sync_ready=self.sync.ready, shrink_gen=self.sync.shrink_gen,
+            keepup_streak=self.sync.streak, peer_acked=self.sync.peer_acked,
+            peer_silent_ms=int((time.monotonic() - self.sync.last_contact) * 1000),
             truncated_records=self.log.truncated_records,
             truncated_bytes=self.log.truncated_bytes,
             discarded_records=self.discarded_records, videos=len(self.index.videos),
@@ -281,21 +234,30 @@ class StoreEngine:
         return stats
 
     async def _commit(self, at: int, epoch: int) -> None:
-        """Wait until record ``at`` may be acknowledged; raise `Unavailable` if it may not."""
-        start = time.monotonic()
+        """Wait until record ``at`` may be acknowledged; raise `Unavailable` if it may not.
+
+        Waiting for the replica is bounded: after the replication timeout the in-sync set is
+        asked to shrink (see `SyncSet`); after twice the timeout the write fails unacknowledged.
+        """
+        start, timeout = time.monotonic(), self.cfg.replication_timeout_ms / 1000
         while True:
             if self.role != "primary" or self.epoch != epoch:
                 raise Unavailable(f"{self.cfg.name} was deposed before the write committed")
             durable = self.cfg.fsync.mode != "always" or self.log.durable_index >= at
-            peer = not self.waiting_for_peer or self.peer_acked >= at
+            peer = not self.waiting_for_peer or self.sync.peer_acked >= at
             if durable and peer:
                 return
-            limit = self.cfg.replication_timeout_ms / 1000 if not peer else DURABLE_TIMEOUT_S
-            remaining = start + limit - time.monotonic()
-            if remaining <= 0:
-                raise Unavailable("the replica did not acknowledge in time" if not peer
+            waited = time.monotonic() - start
+            if not peer and waited >= timeout and self.sync.request_shrink():
+                LOG.warning("%s: replica silent for %d ms, asking to drop sync generation %d",
+                            self.cfg.name, round(waited * 1000), self.sync.shrink_gen)
+                self.bump()  # wakes the coordinator's long poll
+            limit = 2 * timeout if not peer else DURABLE_TIMEOUT_S
+            if waited >= limit:
+                raise Unavailable("the replica did not acknowledge in time and its removal "
+                                  "from the in-sync set was not confirmed" if not peer
                                   else "the log did not become durable in time")
-            await self.wait_change(remaining)
+            await self.wait_change((timeout if waited < timeout else limit) - waited)
 
     # ----------------------------------------------------------------- durability
     async def flush(self, *, fsync: bool) -> None:
@@ -340,23 +302,24 @@ class StoreEngine:
         """
         await self.observe_epoch(epoch)
         self._check_writable(epoch)
-        self.last_peer_contact = time.monotonic()
         if after > self.log.last_index or self.log.epoch_at(after) != after_epoch:
+            self.sync.last_contact = time.monotonic()
+            self.sync.on_diverged()
             return PullAnswer(self.epoch, self.log.last_index, True,
                               runs=tuple(self.log.epoch_runs()))
-        self.peer_acked = after
-        if (self.cfg.replication == "sync" and not self.waiting_for_peer
-                and self.log.last_index - after <= self.cfg.pull_batch):
+        if self.sync.on_pull(after=after, last_index=self.log.last_index, now=time.monotonic(),
+                             propose=self.cfg.replication == "sync"):
             # from now on acks wait for the replica; it is *ready* (may be promoted) once it
             # also holds everything acknowledged before this point
-            self.self_gen, self.sync_from = self.coord_gen + 1, self.log.last_index
-            LOG.info("%s: replica near, sync generation %d", self.cfg.name, self.self_gen)
+            LOG.info("%s: replica keeps up, sync generation %d", self.cfg.name,
+                     self.sync.self_gen)
         self.bump()
         deadline = time.monotonic() + wait_ms / 1000
         while after == self.log.last_index and time.monotonic() < deadline:
             await self.wait_change(deadline - time.monotonic(), growth=True)
             self._check_writable(epoch)
         recs = tuple(self.log.records[after : after + self.cfg.pull_batch])
+        self.sync.on_answer(time.monotonic())
         return PullAnswer(self.epoch, self.log.last_index, False, records=recs)
 
     def apply_pulled(self, answer: PullAnswer, *, epoch: int) -> int:
@@ -371,7 +334,9 @@ class StoreEngine:
             self.index.apply(rec)
             taken += 1
         self.primary_last_index = answer.last_index
-        self.reconciled_epoch = epoch
+        if self.reconciled_epoch != epoch:
+            self.reconciled_epoch = epoch
+            self.bump()
         if taken:
             self.dirty.set()
             self._signal_growth()

@@ -41,7 +41,7 @@ class Knobs:
     fsync: str = "always"
     replication: str = "sync"
     pull_interval_ms: int = 200
-    replication_timeout_ms: int = 500
+    replication_timeout_ms: int = 400
     detection_ms: int = 1500
     check_interval_ms: int = 200
     check_timeout_ms: int = 300

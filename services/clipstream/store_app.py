@@ -4,7 +4,9 @@ Routes (JSON unless said):
 
 - ``GET /healthz`` ``{"name","role","epoch"}``; ``GET /state`` the full `StoreStatus`;
   ``GET /dump`` every video and counter (the harness's final read); ``GET /metrics``.
-- ``POST /assign`` (coordinator) an `Assignment`; answers the status (it doubles as health check).
+- ``POST /assign?wait_ms=`` (coordinator) an `Assignment`; answers the status (it doubles as
+  health check), after holding up to ``wait_ms`` until something the coordinator decides on
+  changes (a long poll: a request to shrink the in-sync set reaches it within a round trip).
 - ``POST /videos?id=&title=&epoch=`` body = bytes; ``POST /videos/{id}/incr?field=&op=&epoch=``.
 - ``GET /videos``, ``/videos/{id}``, ``/videos/{id}/blob``, ``/videos/{id}/stats``, ``/feed``,
   ``/search``: what the api forwards. Each answer carries ``X-ClipStream-Store``,
@@ -165,10 +167,14 @@ def _add_admin_routes(app: FastAPI) -> None:
                          "counters": counters})
 
     @app.post("/assign")
-    async def assign(request: Request, body: AssignBody) -> JSONResponse:
+    async def assign(request: Request, body: AssignBody,
+                     wait_ms: Annotated[int, Query(ge=0, le=5000)] = 0) -> JSONResponse:
+        """Take the assignment; with ``wait_ms``, answer when the report changes (long poll)."""
         e = _engine(request)
-        status = await e.assign(Assignment(**body.model_dump()))
-        return _json(e, asdict(status))
+        await e.assign(Assignment(**body.model_dump()))
+        if wait_ms:
+            await e.wait_report_change(wait_ms)
+        return _json(e, asdict(e.status()))
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -23,13 +23,24 @@ class Ack:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class WriteTiming:
+    """One write request as the client saw it: start (epoch seconds), duration, outcome."""
+
+    t: float
+    took: float
+    op: str
+    status: int  # 0 when the request failed without an answer
+
+
 @dataclass
 class WriteLoop:
     """Upload (and like) in a background thread until stopped; keep what was acknowledged.
 
     Each upload uses a fresh client id; a like follows every acknowledged upload with a fresh op
     id. ``attempted`` holds every id tried, ``acked`` the acknowledged uploads, ``likes_acked``
-    and ``likes_tried`` per video the like op ids acknowledged / tried.
+    and ``likes_tried`` per video the like op ids acknowledged / tried, ``writes`` the timing
+    of every request.
     """
 
     api_url: str
@@ -40,6 +51,7 @@ class WriteLoop:
     acked: list[Ack] = field(default_factory=list)
     likes_acked: dict[str, set[str]] = field(default_factory=dict)
     likes_tried: dict[str, set[str]] = field(default_factory=dict)
+    writes: list[WriteTiming] = field(default_factory=list)
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -68,8 +80,8 @@ class WriteLoop:
                 vid = f"{self.prefix}{n}"
                 self.attempted.append(vid)
                 try:
-                    r = client.post(f"{self.api_url}/videos", params={"title": f"clip {n}",
-                                                                     "client_id": vid},
+                    r = self._timed(client, "upload", f"{self.api_url}/videos",
+                                    params={"title": f"clip {n}", "client_id": vid},
                                     content=vid.encode() * 20)
                 except httpx.HTTPError:
                     self.failures += 1
@@ -85,11 +97,22 @@ class WriteLoop:
     def _like(self, client: httpx.Client, vid: str, op: str) -> None:
         self.likes_tried.setdefault(vid, set()).add(op)
         try:
-            r = client.post(f"{self.api_url}/videos/{vid}/likes", params={"op_id": op})
+            r = self._timed(client, "like", f"{self.api_url}/videos/{vid}/likes",
+                            params={"op_id": op})
         except httpx.HTTPError:
             return
         if r.status_code == 200:
             self.likes_acked.setdefault(vid, set()).add(op)
+
+    def _timed(self, client: httpx.Client, op: str, url: str, **kw: Any) -> httpx.Response:
+        t, t0 = time.time(), time.monotonic()
+        status = 0
+        try:
+            r = client.post(url, **kw)
+            status = r.status_code
+            return r
+        finally:
+            self.writes.append(WriteTiming(t, time.monotonic() - t0, op, status))
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, poll: float = 0.05,

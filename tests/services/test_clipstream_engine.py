@@ -168,12 +168,16 @@ def test_sync_write_waits_for_the_replica_and_fails_without_it(tmp_path: Path) -
     run(body)
 
 
-def test_replica_catching_up_starts_a_sync_generation(tmp_path: Path) -> None:
-    async def body() -> None:
-        async with engine_at(config(tmp_path, replication="sync")) as e:
+def test_replica_keeping_up_starts_a_sync_generation(tmp_path: Path) -> None:
+    async def body() -> None:  # a long timeout: quick pulls stay quick on a loaded machine
+        cfg = config(tmp_path, replication="sync", replication_timeout_ms=5000)
+        async with engine_at(cfg) as e:
             await e.assign(PRIMARY)
             assert not e.waiting_for_peer
             await e.upload(video_id="v", title="t", data=b"x", epoch=1)  # acked alone
+            await e.serve_pull(epoch=1, after=0, after_epoch=0, wait_ms=0)
+            await e.serve_pull(epoch=1, after=0, after_epoch=0, wait_ms=0)
+            assert not e.waiting_for_peer  # two quick pulls: not yet shown to keep up
             await e.serve_pull(epoch=1, after=0, after_epoch=0, wait_ms=0)
             s = e.status()
             assert e.waiting_for_peer and s.sync_gen == 1 and not s.sync_ready
