@@ -29,7 +29,6 @@ from drills.model import Request
 from drills.report import write_reports
 from drills.schedule import Action, end_of_faults, plan
 from drills.spec import DrillSpec, validate_targets
-from drills.stack.base import Stack
 from drills.stack.open import open_stack, stale_stacks, topology_for
 from drills.verdict import baseline_health, fault_plans, judge
 
@@ -142,7 +141,7 @@ class Run:
                 record_dir=self.run_dir / "load",
             )
             with LoadRunner(load_cfg) as load:
-                self._timeline(load, injector, stack)
+                self._timeline(load, injector)
             load_end = time.time()
             load.merge_into(self.run_dir)
             self.journal.faults = list(injector.records)
@@ -163,7 +162,7 @@ class Run:
         self.journal.finish()
         write_reports(self.run_dir, self.journal)
 
-    def _timeline(self, load: LoadRunner, injector: Injector, stack: Stack) -> None:
+    def _timeline(self, load: LoadRunner, injector: Injector) -> None:
         """Baseline, then every inject/revert on schedule, then settle; load runs throughout."""
         spec = self.spec
         actions = plan(fault_plans(spec))
@@ -181,7 +180,7 @@ class Run:
                 gated = True
                 self._gate(t0)
             while pending and pending[0].at <= now and gated:
-                self._act(pending.pop(0), injector, t0)
+                self._act(pending.pop(0), injector)
                 if not pending:
                     self.phase("settle")
             if now >= end and gated and not pending:
@@ -205,7 +204,7 @@ class Run:
             detail = ", ".join(f"{op} {s:.0%}" for op, s in bad.items()) or "no requests at all"
             raise EnvironmentError_(f"the system was unhealthy before any fault: {detail}")
 
-    def _act(self, action: Action, injector: Injector, t0: float) -> None:
+    def _act(self, action: Action, injector: Injector) -> None:
         w = action.window
         what = describe(w.entry.kind, w.entry.target)
         if action.verb == "inject":
