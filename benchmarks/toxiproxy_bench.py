@@ -4,14 +4,19 @@ Measures, in one run, on 127.0.0.1:
 - added latency of one hop with no toxic: a 64-byte request and 64-byte answer over one
   keep-alive connection, repeated; p50 and p99 of the round trip direct and through the proxy
   (blocks alternate between the two so drift hits both alike);
+- added latency of a 100 KB HTTP response over keep-alive: a GET answered with its head, then
+  the body in ``--http-parts`` writes ``--http-pause-us`` apart (an application streaming its
+  answer, which makes the proxy forward several segments); p50 and p99 direct and proxied.
+  This is where Nagle's algorithm on a proxy socket shows (+40 ms, the delayed-ACK minimum);
 - bulk throughput: 64 MiB sent client -> server (upload) and server -> client (download),
   direct and proxied, median of several runs, in MB/s (10^6 bytes).
 
-The echo/sink/source servers run in a separate process from the client, and the proxy in a
+The echo/sink/source/HTTP servers run in a separate process from the client, and the proxy in a
 third (``python -m drills.toxiproxy``), so each side has its own interpreter. ``--official``
 adds a column for another Toxiproxy binary (e.g. the Go ``toxiproxy-server``) if one is at hand.
 
-    python benchmarks/toxiproxy_bench.py [--rounds 20000] [--mib 64] [--json out.json]
+    python benchmarks/toxiproxy_bench.py [--rounds 20000] [--http-rounds 300] [--mib 64]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -34,14 +39,34 @@ from drills.toxiproxy.embedded import free_port, wait_ready
 MSG = 64
 ACK = b"done"
 
-#: The upstream server, run as its own process: echo (E), sink (S) or source (R) per connection.
+#: The upstream server, run as its own process: echo (E), sink (S), source (R) or HTTP (H) per
+#: connection. H reads a body size, a part count and a pause (µs), then answers every request.
 SERVER = r"""
-import socket, sys, threading
+import socket, sys, threading, time
 MSG, ACK = 64, b"done"
+def http(conn):
+    fields = conn.recv(12, socket.MSG_WAITALL)
+    size, parts, pause = (int.from_bytes(fields[i : i + 4], "big") for i in (0, 4, 8))
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size
+    body, step = b"h" * size, -(-size // parts)
+    pending = b""
+    while True:
+        while b"\r\n\r\n" not in pending:
+            data = conn.recv(65536)
+            if not data:
+                return
+            pending += data
+        pending = pending.partition(b"\r\n\r\n")[2]
+        conn.sendall(head)
+        for i in range(0, size, step):
+            time.sleep(pause / 1e6)
+            conn.sendall(body[i : i + step])
 def serve(conn):
     with conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mode = conn.recv(1)
+        if mode == b"H":
+            return http(conn)
         if mode == b"E":
             while True:
                 data = conn.recv(65536)
@@ -79,9 +104,27 @@ class Figures:
     name: str
     rtt_p50_us: float = 0.0
     rtt_p99_us: float = 0.0
+    http_p50_us: float = 0.0
+    http_p99_us: float = 0.0
     upload_mb_s: float = 0.0
     download_mb_s: float = 0.0
     samples: list[float] = field(default_factory=list, repr=False)
+    http_samples: list[float] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class HttpShape:
+    """The HTTP case: body size, the writes the server splits it into, the pause before each."""
+
+    size: int = 100_000
+    parts: int = 4
+    pause_us: int = 500
+
+    def head(self) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.size
+
+    def hello(self) -> bytes:
+        return b"".join(n.to_bytes(4, "big") for n in (self.size, self.parts, self.pause_us))
 
 
 def _connect(addr: tuple[str, int], mode: bytes) -> socket.socket:
@@ -109,6 +152,20 @@ def rtt_block(sock: socket.socket, rounds: int) -> list[float]:
         t = clock()
         sock.sendall(payload)
         _recv_exact(sock, MSG)
+        out.append((clock() - t) / 1000)
+    return out
+
+
+def http_block(sock: socket.socket, rounds: int, shape: HttpShape) -> list[float]:
+    """``rounds`` keep-alive GETs answered with ``shape``'s response, in microseconds."""
+    request = b"GET /blob HTTP/1.1\r\nHost: bench\r\n\r\n"
+    want = len(shape.head()) + shape.size
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        t = clock()
+        sock.sendall(request)
+        _recv_exact(sock, want)
         out.append((clock() - t) / 1000)
     return out
 
@@ -168,35 +225,77 @@ def _addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def measure(
-    paths: dict[str, tuple[str, int]], *, rounds: int, size: int, runs: int
-) -> list[Figures]:
-    """Every figure for every path; round trips alternate between paths in blocks."""
+def _p50_p99(samples: list[float]) -> tuple[float, float]:
+    return statistics.median(samples), statistics.quantiles(samples, n=100)[98]
+
+
+def _alternate(
+    socks: dict[str, socket.socket],
+    block: Callable[[socket.socket, int], list[float]],
+    *,
+    rounds: int,
+    per_block: int,
+) -> dict[str, list[float]]:
+    """``rounds`` samples per socket, taken in blocks of ``per_block`` that alternate between
+    the sockets (so drift hits every path alike), after one warm-up block each."""
+    for sock in socks.values():
+        block(sock, per_block)
+    samples: dict[str, list[float]] = {name: [] for name in socks}
+    for _ in range(max(1, rounds // per_block)):
+        for name, sock in socks.items():
+            samples[name] += block(sock, per_block)
+    return samples
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each measurement to take."""
+
+    rounds: int = 20_000
+    http_rounds: int = 300
+    shape: HttpShape = HttpShape()
+    size: int = 64 << 20
+    runs: int = 3
+
+
+def measure(paths: dict[str, tuple[str, int]], plan: Plan) -> list[Figures]:
+    """Every figure for every path: round trips, HTTP responses, then bulk transfers."""
     figs = {name: Figures(name) for name in paths}
     socks = {name: _connect(addr, b"E") for name, addr in paths.items()}
     try:
+        rtts = _alternate(socks, rtt_block, rounds=plan.rounds, per_block=1000)
+    finally:
         for sock in socks.values():
-            rtt_block(sock, 500)  # warm-up
-        block = 1000
-        for _ in range(max(1, rounds // block)):
-            for name, sock in socks.items():
-                figs[name].samples += rtt_block(sock, block)
+            sock.close()
+    socks = {name: _connect(addr, b"H") for name, addr in paths.items()}
+    try:
+        for sock in socks.values():
+            sock.sendall(plan.shape.hello())
+        https = _alternate(
+            socks,
+            lambda sock, n: http_block(sock, n, plan.shape),
+            rounds=plan.http_rounds,
+            per_block=20,
+        )
     finally:
         for sock in socks.values():
             sock.close()
     for name, addr in paths.items():
         fig = figs[name]
-        cuts = statistics.quantiles(fig.samples, n=100)
-        fig.rtt_p50_us, fig.rtt_p99_us = statistics.median(fig.samples), cuts[98]
-        fig.upload_mb_s = statistics.median(upload(addr, size) for _ in range(runs))
-        fig.download_mb_s = statistics.median(download(addr, size) for _ in range(runs))
+        fig.samples, fig.http_samples = rtts[name], https[name]
+        fig.rtt_p50_us, fig.rtt_p99_us = _p50_p99(fig.samples)
+        fig.http_p50_us, fig.http_p99_us = _p50_p99(fig.http_samples)
+        fig.upload_mb_s = statistics.median(upload(addr, plan.size) for _ in range(plan.runs))
+        fig.download_mb_s = statistics.median(download(addr, plan.size) for _ in range(plan.runs))
     return list(figs.values())
 
 
-def report(figs: list[Figures]) -> str:
+def report(figs: list[Figures], shape: HttpShape) -> str:
     direct = figs[0]
+    http = f"{shape.size // 1000}KB"
     lines = [
         f"{'path':<12}{'p50 us':>9}{'p99 us':>9}{'+p50 us':>9}{'+p99 us':>9}"
+        f"{http + ' p50':>11}{http + ' p99':>11}{'+p50 us':>9}{'+p99 us':>9}"
         f"{'up MB/s':>10}{'down MB/s':>11}"
     ]
     for f in figs:
@@ -204,6 +303,9 @@ def report(figs: list[Figures]) -> str:
             f"{f.name:<12}{f.rtt_p50_us:>9.1f}{f.rtt_p99_us:>9.1f}"
             f"{f.rtt_p50_us - direct.rtt_p50_us:>9.1f}"
             f"{f.rtt_p99_us - direct.rtt_p99_us:>9.1f}"
+            f"{f.http_p50_us:>11.0f}{f.http_p99_us:>11.0f}"
+            f"{f.http_p50_us - direct.http_p50_us:>9.0f}"
+            f"{f.http_p99_us - direct.http_p99_us:>9.0f}"
             f"{f.upload_mb_s:>10.0f}{f.download_mb_s:>11.0f}"
         )
     return "\n".join(lines)
@@ -212,11 +314,17 @@ def report(figs: list[Figures]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=20_000, help="round trips per path")
+    p.add_argument("--http-rounds", type=int, default=300, help="HTTP responses per path")
+    p.add_argument("--http-size", type=int, default=100_000, help="HTTP body bytes")
+    p.add_argument("--http-parts", type=int, default=4, help="writes the body is split into")
+    p.add_argument("--http-pause-us", type=int, default=500, help="pause before each part, us")
     p.add_argument("--mib", type=int, default=64, help="MiB per bulk transfer")
     p.add_argument("--runs", type=int, default=3, help="bulk transfers per path and direction")
     p.add_argument("--official", help="path of another toxiproxy-server binary to compare")
     p.add_argument("--json", help="write the figures to this file")
     args = p.parse_args(argv)
+    shape = HttpShape(args.http_size, args.http_parts, args.http_pause_us)
+    plan = Plan(args.rounds, args.http_rounds, shape, args.mib << 20, args.runs)
     up_port = free_port()
     with process([sys.executable, "-c", SERVER, str(up_port)]):
         upstream = f"127.0.0.1:{up_port}"
@@ -232,14 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ToxiproxyClient.connect(f"http://127.0.0.1:{port}") as go,
                 ):
                     paths["official"] = _addr(go.create_link("bench", upstream=upstream).listen)
-                    figs = measure(paths, rounds=args.rounds, size=args.mib << 20, runs=args.runs)
+                    figs = measure(paths, plan)
             else:
-                figs = measure(paths, rounds=args.rounds, size=args.mib << 20, runs=args.runs)
-    print(report(figs))
+                figs = measure(paths, plan)
+    print(report(figs, shape))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(
-                [{k: v for k, v in asdict(f).items() if k != "samples"} for f in figs],
+                [
+                    {k: v for k, v in asdict(f).items() if k not in ("samples", "http_samples")}
+                    for f in figs
+                ],
                 out,
                 indent=2,
             )

@@ -82,7 +82,11 @@ def resolved_text(addr: str) -> str:
 
 
 def bind(listen: str) -> tuple[socket.socket, str]:
-    """A listening socket for ``listen`` and its bound address; ApiError 500 with Go's text."""
+    """A listening socket for ``listen`` and its bound address; ApiError 500 with Go's text.
+
+    It is made with proto IPPROTO_TCP, so that asyncio sets TCP_NODELAY on what it accepts
+    (asyncio skips sockets whose ``proto`` is 0, and accepted sockets inherit the listener's).
+    """
     try:
         ip, port = resolve(listen)
     except ValueError as exc:
@@ -90,10 +94,10 @@ def bind(listen: str) -> tuple[socket.socket, str]:
     family = socket.AF_INET6 if ip is None or ":" in ip else socket.AF_INET
     where = format_addr(ip, port) if ip is not None else f":{port}"
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError:
         family, ip = socket.AF_INET, "0.0.0.0"
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6 and ip is None:
@@ -173,6 +177,10 @@ class Proxy:
         self._conns.add(conn)
         return conn.client
 
+    def connections(self) -> list[Connection]:
+        """The connections open now whose upstream socket is connected."""
+        return [conn for conn in self._conns if conn.ready]
+
     def differs(self, listen: str, upstream: str) -> bool:
         """Whether ``listen`` (resolved) or ``upstream`` differ from ours; ApiError 500 if the
         new ``listen`` cannot be resolved."""
@@ -208,9 +216,8 @@ class Proxy:
         return iter(list(self._toxics.values()))
 
     def _pipes(self, upstream: bool) -> Iterator:
-        for conn in list(self._conns):
-            if conn.ready:
-                yield conn.pipe(upstream)
+        for conn in self.connections():
+            yield conn.pipe(upstream)
 
     def has_toxic(self, name: str) -> bool:
         return name in self._toxics

@@ -200,3 +200,33 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
             return predicate()
         time.sleep(interval)
     return True
+
+
+def http_streamer(body: bytes, *, pieces: int = 4, pause: float = 0.001) -> Handler:
+    """An HTTP/1.1 keep-alive server answering every request (bodiless; its request line is
+    recorded) with ``body`` streamed as an application produces it: the head first, then
+    ``pieces`` parts, ``pause`` s apart, each its own write, with TCP_NODELAY set (as uvicorn and
+    Go servers do), so that a direct client never waits on Nagle's algorithm and a proxy sees a
+    multi-segment response."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(body)
+    step = -(-len(body) // pieces)
+    parts = [body[i : i + step] for i in range(0, len(body), step)]
+
+    def handle(conn: socket.socket, server: TcpServer) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = b""
+        while True:
+            while b"\r\n\r\n" not in pending:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                pending += data
+            request, _, pending = pending.partition(b"\r\n\r\n")
+            server.record(request.split(b"\r\n", 1)[0] + b"\n")
+            conn.sendall(head)
+            for part in parts:
+                time.sleep(pause)
+                conn.sendall(part)
+
+    return handle
