@@ -141,8 +141,8 @@ class Run:
                 record_dir=self.run_dir / "load",
             )
             with LoadRunner(load_cfg) as load:
-                self._timeline(load, injector)
-            load_end = time.time()
+                # the analysis ends when the timeline does, before stopping the load thins it
+                load_end = self._timeline(load, injector)
             load.merge_into(self.run_dir)
             self.journal.faults = list(injector.records)
             self.phase("quiesce")
@@ -162,8 +162,9 @@ class Run:
         self.journal.finish()
         write_reports(self.run_dir, self.journal)
 
-    def _timeline(self, load: LoadRunner, injector: Injector) -> None:
-        """Baseline, then every inject/revert on schedule, then settle; load runs throughout."""
+    def _timeline(self, load: LoadRunner, injector: Injector) -> float:
+        """Baseline, then every inject/revert on schedule, then settle; load runs throughout.
+        Returns the time the timeline ended (the load is still at full rate then)."""
         spec = self.spec
         actions = plan(fault_plans(spec))
         t0 = load.started_at
@@ -184,7 +185,7 @@ class Run:
                 if not pending:
                     self.phase("settle")
             if now >= end and gated and not pending:
-                return
+                return t0 + now
             if not load.alive:
                 raise LoadError("the load generator died: " + load.log_tail())
             time.sleep(POLL_S)
