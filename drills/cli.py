@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,9 @@ from drills.errors import DrillsError, RevertError, SpecError
 
 EXIT_OK, EXIT_MISSED, EXIT_INPUT, EXIT_ENV, EXIT_REVERT = 0, 1, 2, 3, 4
 DEFAULT_STACK_DIR = Path("runs") / "stack"
+#: ``--allow-remote-docker`` reaches the docker provider through the environment (the engine and
+#: its options stay provider-agnostic); = `drills.stack.docker_compose.ALLOW_REMOTE_ENV`.
+ALLOW_REMOTE_DOCKER_ENV = "DRILLS_ALLOW_REMOTE_DOCKER"
 
 
 def exit_code(error: BaseException | None, as_expected: bool | None = True) -> int:
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--dir", type=Path, default=DEFAULT_STACK_DIR, help="stack work directory")
     st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     st.add_argument("--base-image", help="docker build: base image to use if present")
+    st.add_argument("--allow-remote-docker", action="store_true")
 
     tp = sub.add_parser("toxiproxy", help="run the embedded Toxiproxy-compatible server",
                         add_help=False)
@@ -95,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return toxiproxy_main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "allow_remote_docker", False):  # read by the docker provider
+            os.environ[ALLOW_REMOTE_DOCKER_ENV] = "1"
         from drills import commands
 
         return commands.dispatch(args, console)

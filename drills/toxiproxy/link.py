@@ -260,13 +260,18 @@ class Pipe:
 class _Side(asyncio.Protocol):
     """One socket of a connection; hands its events to the pipes on either side of it."""
 
-    __slots__ = ("conn", "inbound", "outbound", "transport")
+    __slots__ = ("conn", "early", "early_eof", "inbound", "outbound", "transport")
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.transport: asyncio.Transport | None = None
         self.inbound: Pipe | None = None  # the pipe this socket feeds
         self.outbound: Pipe | None = None  # the pipe that writes to this socket
+        # Data (and EOF) that arrived before the pipes existed. ``pause_reading`` in
+        # ``connection_made`` is ignored by CPython < 3.11.4 (gh-103607; Debian 12 ships 3.11.2),
+        # so a client that speaks first can be heard before the upstream is connected.
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -277,12 +282,28 @@ class _Side(asyncio.Protocol):
         self.conn.side_made(self)
 
     def data_received(self, data: bytes) -> None:
-        self.inbound.feed(data)  # type: ignore[union-attr]
+        if self.inbound is None:
+            self.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self.inbound.feed(data)
 
     def eof_received(self) -> bool:
         if self.inbound is not None:
             self.inbound.feed_eof()
+        else:
+            self.early_eof = True
         return True  # keep the socket: the pipe decides when it closes
+
+    def flush_early(self) -> None:
+        """Feed what arrived before the pipes existed into this socket's pipe, in order."""
+        assert self.inbound is not None
+        early, self.early = self.early, []
+        for chunk in early:
+            self.inbound.feed(chunk)
+        if self.early_eof:
+            self.inbound.feed_eof()
 
     def pause_writing(self) -> None:
         if self.outbound is not None:
@@ -389,6 +410,8 @@ class Connection:
         self.server.inbound = self.client.outbound = self.down
         for spec, seq in self._toxics():
             self.pipe(spec.upstream).add_stage(spec, seq, self._rng)
+        self.client.flush_early()
+        self.server.flush_early()
         client.resume_reading()
         server.resume_reading()
 

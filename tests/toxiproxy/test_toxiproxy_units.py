@@ -196,3 +196,37 @@ def test_slicer_cuts_cover_the_chunk_in_order(size: int, average: int, variation
 def test_slicer_cuts_really_slice() -> None:
     bounds = _slicer(10, 0, 1).cuts(0, 100)
     assert len(bounds) // 2 >= 8
+
+
+def test_data_heard_before_the_pipes_exist_is_kept_and_fed_in_order():
+    """CPython < 3.11.4 ignores pause_reading() in connection_made (gh-103607): a client that
+    speaks first is heard before the upstream is connected. Nothing may be lost or reordered."""
+    from drills.toxiproxy.link import _Side
+
+    class Transport:
+        paused = 0
+
+        def pause_reading(self):
+            self.paused += 1
+
+    class Pipe:
+        def __init__(self):
+            self.got: list[object] = []
+
+        def feed(self, data):
+            self.got.append(data)
+
+        def feed_eof(self):
+            self.got.append("EOF")
+
+    side = _Side(None)  # type: ignore[arg-type]
+    side.transport = Transport()  # type: ignore[assignment]
+    side.data_received(b"GET / HTTP/1.1\r\n")
+    side.data_received(b"\r\n")
+    assert side.eof_received() is True
+    assert side.transport.paused == 2  # type: ignore[union-attr]
+    side.inbound = Pipe()  # type: ignore[assignment]
+    side.flush_early()
+    assert side.inbound.got == [b"GET / HTTP/1.1\r\n", b"\r\n", "EOF"]  # type: ignore[union-attr]
+    side.data_received(b"more")
+    assert side.inbound.got[-1] == b"more"  # type: ignore[union-attr]

@@ -1,0 +1,157 @@
+"""End to end on the docker provider: ``drill run DRILL --provider docker``.
+
+Each drill test starts ClipStream as a Compose project (five containers: api, coordinator, two
+stores, Toxiproxy), drives real Locust load through it, injects real faults (SIGKILL of a zone's
+containers; a Toxiproxy blackhole) and reads the verdict from the run directory; afterwards the
+project must be gone (or, with ``--keep``, still running until ``drill stack down``). About a
+minute each (``@pytest.mark.docker`` and slow; skipped with the reason where no engine answers).
+
+Without Docker: a non-local engine is refused before anything starts, and
+``--allow-remote-docker`` reaches the provider (it then tries that engine: a loopback port
+where nothing listens, so no traffic leaves the machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from drills.stack.docker_compose import ALLOW_REMOTE_ENV, leftovers, project_name
+from drills.stack.images import BuildReport, build_images
+
+DRILL = [sys.executable, "-m", "drills.cli"]
+#: "Remote" by the provider's rule (not loopback, not a socket), yet connecting to it reaches
+#: this machine (Linux routes 0.0.0.0 to the local host) where nothing listens on port 9.
+NOWHERE = "tcp://0.0.0.0:9"
+
+
+def drill(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``drill ARGS`` in ``cwd`` (its ``runs/`` is the tmp dir's, not the repository's)."""
+    base = {k: v for k, v in os.environ.items() if k != ALLOW_REMOTE_ENV}
+    return subprocess.run([*DRILL, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env={**base, "COLUMNS": "400", **(env or {})})
+
+
+def journal(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "journal.json").read_text())
+
+
+def test_a_remote_engine_is_refused_unless_allowed(tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": NOWHERE}
+    refused = drill("run", "dc-east-power-loss", "--provider", "docker", "--out",
+                    str(tmp_path / "a"), cwd=tmp_path, env=env)  # fmt: skip
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "refusing a remote Docker Engine" in refused.stdout
+    assert journal(tmp_path / "a")["verdict"] == "error"
+    assert not (tmp_path / "a" / "stack" / "stack.json").exists()  # nothing was started
+    allowed = drill("run", "dc-east-power-loss", "--provider", "docker", "--out",
+                    str(tmp_path / "b"), "--allow-remote-docker", cwd=tmp_path, env=env)
+    assert allowed.returncode == 3, allowed.stdout + allowed.stderr
+    assert "refusing" not in allowed.stdout
+    assert f"no Docker Engine reachable at {NOWHERE}" in allowed.stdout
+    stack_up = drill("stack", "up", "--provider", "docker", "--dir", str(tmp_path / "c"),
+                     cwd=tmp_path, env=env)  # fmt: skip
+    assert stack_up.returncode == 3 and "refusing a remote Docker Engine" in stack_up.stdout
+    stack_up = drill("stack", "up", "--provider", "docker", "--dir", str(tmp_path / "c"),
+                     "--allow-remote-docker", cwd=tmp_path, env=env)  # fmt: skip
+    assert stack_up.returncode == 3 and "no Docker Engine reachable" in stack_up.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# With Docker
+
+
+def _engine_problem() -> str | None:
+    try:
+        client = docker.from_env(timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        return f"no Docker Engine reachable: {exc}"
+    return None
+
+
+ENGINE_PROBLEM = _engine_problem()
+
+
+def docker_e2e(test: Any) -> Any:
+    """Needs the engine (skipped with the reason where there is none); about a minute."""
+    for mark in (pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900),
+                 pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")):
+        test = mark(test)
+    return test
+
+
+@pytest.fixture(scope="module")
+def images() -> BuildReport:
+    """The images the provider runs, built now (seconds when warm, ~2 min cold)."""
+    return build_images(log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    with contextlib.closing(docker.from_env(timeout=120)) as engine:
+        yield engine
+
+
+def _assert_passed(out: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    j = journal(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert j["verdict"] == "pass" and j["provider"] == "docker"
+    assert j["metrics"]["lost_acked_writes"] == 0
+    assert j["metrics"]["counters_out_of_bounds"] == 0
+    assert j["metrics"]["split_brain"] is False
+    assert all(o["passed"] for o in j["objectives"])
+    print(f"{j['drill']} on docker: rto_s {j['metrics']['rto_s']}")
+    return j
+
+
+@docker_e2e
+@pytest.mark.usefixtures("images")
+def test_dc_east_power_loss_passes_on_docker(tmp_path: Path, client) -> None:
+    out = tmp_path / "run"
+    proc = drill("run", "dc-east-power-loss", "--provider", "docker", "--out", str(out),
+                 cwd=tmp_path)
+    j = _assert_passed(out, proc)
+    (power,) = j["faults"]
+    assert power["kind"] == "power_down" and power["detail"]["nodes"] == ["store-east"]
+    assert power["injected_at"] <= power["reverted_at"]
+    assert j["metrics"]["primary_after"] == "store-west"  # it really failed over
+    state = json.loads((out / "stack" / "stack.json").read_text())
+    assert state["provider"] == "docker" and state["up"] is False
+    assert leftovers(client, project_name(out / "stack")) == []  # taken down: no --keep
+
+
+@docker_e2e
+@pytest.mark.usefixtures("images")
+def test_storage_partition_passes_on_docker_and_keep_leaves_the_stack_up(tmp_path: Path,
+                                                                         client) -> None:
+    out = tmp_path / "run"
+    proc = drill("run", "storage-partition", "--provider", "docker", "--out", str(out),
+                 "--keep", cwd=tmp_path)
+    try:
+        j = _assert_passed(out, proc)
+        (cut,) = j["faults"]
+        assert cut["kind"] == "partition" and cut["target"] == "api->store-east"
+        project = project_name(out / "stack")
+        running = client.containers.list(filters={"label": f"com.docker.compose.project="
+                                                            f"{project}"})  # fmt: skip
+        assert len(running) == 5, [c.name for c in running]  # --keep: still up
+    finally:
+        down = drill("stack", "down", "--dir", str(out / "stack"), cwd=tmp_path)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(client, project_name(out / "stack")) == []
+
