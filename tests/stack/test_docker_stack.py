@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 import httpx
 import pytest
 
@@ -173,25 +172,12 @@ def test_attach_without_docker_state_is_a_stack_error(tmp_path: Path) -> None:
 # With Docker: one stack for the module
 
 
-def _engine_problem() -> str | None:
-    try:
-        client = docker.from_env(timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except docker.errors.DockerException as exc:
-        return f"no Docker Engine reachable: {exc}"
-    return None
-
-
-ENGINE_PROBLEM = _engine_problem()
-needs_docker = pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")
+needs_docker = pytest.mark.docker  # skipped with the reason without an engine (conftest)
 
 
 def docker_slow(test: Any) -> Any:
     """Needs the engine and the module's stack (skipped with the reason where there is none)."""
-    for mark in (pytest.mark.docker, needs_docker, pytest.mark.slow, pytest.mark.timeout(900)):
+    for mark in (pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)):
         test = mark(test)
     return test
 

@@ -322,20 +322,7 @@ def test_wheelhouse_reports_an_unresolvable_requirement_with_pip_output(tmp_path
 # Docker: build from nothing, offline path
 
 
-def _engine_problem() -> str | None:
-    try:
-        client = docker.from_env(timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except docker.errors.DockerException as exc:
-        return f"no Docker Engine reachable: {exc}"
-    return None
-
-
-ENGINE_PROBLEM = _engine_problem()
-needs_docker = pytest.mark.skipif(ENGINE_PROBLEM is not None, reason=ENGINE_PROBLEM or "")
+needs_docker = pytest.mark.docker  # skipped with the reason without an engine (conftest)
 
 
 def _snapshot(dest: Path) -> Path:
@@ -404,7 +391,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 def docker_slow(test: Any) -> Any:
     """A test that needs the engine and the shared build (skipped with the reason otherwise)."""
-    for mark in (pytest.mark.docker, needs_docker, pytest.mark.slow, pytest.mark.timeout(1800)):
+    for mark in (pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)):
         test = mark(test)
     return test
 
