@@ -57,9 +57,9 @@ from drills.stack.docker_compose import (
 from drills.stack.docker_images import StackImages, resolve_images
 from drills.stack.docker_nodes import Nodes, is_running
 from drills.stack.images import compose_command, compose_proxies, default_project_root
-from drills.stack.local import STATE_FILE, free_port
+from drills.stack.local import STATE_FILE
 from drills.stack.process import wait_http
-from drills.toxiproxy.client import Link, LinkSpec, ToxiproxyClient
+from drills.toxiproxy.client import Link, LinkSpec, ToxiproxyClient, free_port
 
 LOG = logging.getLogger(__name__)
 UP_TIMEOUT_S = 180.0

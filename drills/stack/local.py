@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -34,17 +33,10 @@ from drills.stack.process import (
     wait_dead,
     wait_http,
 )
-from drills.toxiproxy.client import Link, ToxiproxyClient
+from drills.toxiproxy.client import Link, ToxiproxyClient, free_port
 
 STATE_FILE = "stack.json"
 TOXIPROXY = "toxiproxy"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clipstream_command() -> list[str]:
