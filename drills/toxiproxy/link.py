@@ -33,6 +33,8 @@ from drills.toxiproxy.toxics import Stage, ToxicSpec, make_stage
 if TYPE_CHECKING:
     import random
 
+    from drills.toxiproxy.resolve import Resolver
+
 log = logging.getLogger("drills.toxiproxy")
 
 QUEUE_HIGH = 1 << 20  # bytes queued on the toxic path before the source is paused
@@ -350,6 +352,7 @@ class Connection:
         upstream: str,
         toxics: Callable[[], Iterable[tuple[ToxicSpec, int]]],
         rng: random.Random,
+        resolver: Resolver,
         forget: Callable[[Connection], None],
         proxy_name: str,
     ):
@@ -357,6 +360,7 @@ class Connection:
         self.upstream_addr = upstream
         self._toxics = toxics
         self._rng = rng
+        self._resolver = resolver
         self._forget = forget
         self.label = proxy_name
         self.client = _Side(self)
@@ -387,7 +391,14 @@ class Connection:
     async def _connect(self) -> None:
         host, _, port = self.upstream_addr.rpartition(":")
         try:
-            await self.loop.create_connection(lambda: self.server, host.strip("[]"), int(port))
+            addresses = await self._resolver.resolve(host.strip("[]"), int(port))
+            for i, (ip, number) in enumerate(addresses):
+                try:  # a numeric address: asyncio dials it without a lookup of its own
+                    await self.loop.create_connection(lambda: self.server, ip, number)
+                    break
+                except OSError:
+                    if i == len(addresses) - 1:
+                        raise
         except (OSError, ValueError) as exc:
             log.debug(
                 "%s: unable to open connection to upstream %s: %s",

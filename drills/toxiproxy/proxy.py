@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from drills.toxiproxy.decode import ApiError
 from drills.toxiproxy.link import Connection
+from drills.toxiproxy.resolve import Resolver
 from drills.toxiproxy.toxics import ToxicSpec
 
 log = logging.getLogger("drills.toxiproxy")
@@ -116,12 +117,14 @@ def bind(listen: str) -> tuple[socket.socket, str]:
 class Proxy:
     """A named proxy: ``listen`` -> ``upstream``, its toxics and its open connections."""
 
-    def __init__(self, name: str, listen: str, upstream: str, *, rng: random.Random):
+    def __init__(self, name: str, listen: str, upstream: str, *, rng: random.Random,
+                 resolver: Resolver | None = None):
         self.name = name
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
         self._rng = rng
+        self._resolver = resolver or Resolver()
         self._toxics: dict[str, tuple[ToxicSpec, int]] = {}
         self._seq = 0
         self._server: asyncio.Server | None = None
@@ -171,6 +174,7 @@ class Proxy:
             upstream=self.upstream,
             toxics=self._chain,
             rng=self._rng,
+            resolver=self._resolver,
             forget=self._conns.discard,
             proxy_name=self.name,
         )
