@@ -16,8 +16,9 @@ SIGKILLs all its containers at once; store data lives in named volumes, which su
   every node answers ``/healthz`` and the api knows a primary;
 - a project of this work directory found running is reused as it is and left running on exit;
   otherwise the stack is taken down on exit unless ``keep``;
-- ``down``: ``compose down -v`` (the volumes belong to the stack, fresh per run: they must not
-  pile up), then whatever still carries the project's label is removed.
+- ``down``: every container's log to ``logs/<service>.log``, then ``compose down -v`` (the
+  volumes belong to the stack, fresh per run: they must not pile up), then whatever still
+  carries the project's label is removed.
 
 ``stack.json`` records project, engine, ports, images and links, so that `DockerStack.attach`
 (``drill rollback``, ``drill stack down|status --dir``) finds the stack again after the harness
@@ -231,8 +232,13 @@ class DockerStack:
         self._links = {name: tp.link(name) for name in self._link_names}
 
     def down(self) -> None:
-        """Remove the project: ``compose down -v``, then anything left with its label."""
+        """Remove the project: keep every container's log in ``logs/<service>.log``, then
+        ``compose down -v``, then anything left with its label."""
         problem = None
+        try:
+            self._nodes().save_logs(self.work_dir / "logs")
+        except StackError as exc:  # diagnosis only: never stands in the way of removal
+            self._note(f"container logs not saved: {exc}")
         if self._compose is not None:
             try:
                 self._compose.down()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 import docker
@@ -211,6 +212,24 @@ class Nodes:
             return ""
         out = _guard(f"cannot read the logs of {node}", lambda: found[0].logs(tail=lines))
         return bytes(out).decode(errors="replace")
+
+    def save_logs(self, directory: Path) -> list[Path]:
+        """Write everything each container of the project logged, with the engine's
+        timestamps, to ``directory/<service>.log`` (the logs go with the containers on
+        ``down``). Reads only: works on any container of the project, opted in or not."""
+        labels = [f"{PROJECT_LABEL}={self.project}"]
+        found = _guard("cannot list the project's containers",
+                       lambda: self.client.containers.list(all=True, filters={"label": labels}))
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for container in found:
+            service = container.labels.get(SERVICE_LABEL) or container.name
+            out = _guard(f"cannot read the logs of {service}",
+                         lambda c=container: c.logs(timestamps=True))  # type: ignore[misc]
+            path = directory / f"{service}.log"
+            path.write_bytes(bytes(out))
+            written.append(path)
+        return written
 
     def published(self, node: str) -> str:
         """``127.0.0.1:<port>``: the one port ``node`` publishes, fixed and on loopback
