@@ -173,21 +173,23 @@ class Injector:
         return at
 
     def revert(self, fault_id: str) -> float:
-        """Revert one active fault; returns when it took effect. Raises `RevertError`."""
+        """Revert one active fault; returns when the revert began (the fault's ``reverted_at``:
+        from then on its effects, a zone booting and rejoining, can show). Raises
+        `RevertError`."""
         entry, scheduled_at, injected_at = self._active[fault_id]
+        began = time.time()
         try:
             KINDS[entry.kind].revert(self.stack, entry.target, entry.params, entry.undo)
         except Exception as exc:
             raise RevertError(f"{entry.id}: could not revert {entry.kind} {entry.target}: {exc}") \
                 from exc
-        now = time.time()
         self.ledger.reverted(fault_id)
         del self._active[fault_id]
         self.records.append(FaultRecord(
             id=entry.id, kind=entry.kind, target=entry.target, scheduled_at=scheduled_at,
-            injected_at=injected_at, reverted_at=now, detail={**entry.params, **entry.undo},
+            injected_at=injected_at, reverted_at=began, detail={**entry.params, **entry.undo},
         ))
-        return now
+        return began
 
     @property
     def active(self) -> list[str]:

@@ -101,7 +101,10 @@ class FaultRecord:
     """A fault as it happened: what, where, when it was scheduled and when it really took effect.
 
     ``scheduled_at`` is the offset (s) from load start in the drill file; ``injected_at`` and
-    ``reverted_at`` are wall-clock times (``reverted_at`` is None if it never was).
+    ``reverted_at`` are wall-clock times: when the fault took effect (for a power-down, when
+    the last node was seen dead) and when the harness began to revert it (from then on the
+    revert's own effects can show: a zone booting, a store rejoining); ``reverted_at`` is None
+    if it never was.
     """
 
     id: str

@@ -49,7 +49,7 @@ def baseline_health(
 def params_of(spec: DrillSpec) -> AnalysisParams:
     a = spec.analysis
     return AnalysisParams(bucket_s=a.bucket, hold_s=a.hold, rho=a.rho, epsilon=a.epsilon,
-                          min_bucket_requests=a.min_bucket_requests)
+                          min_bucket_requests=a.min_bucket_requests, stragglers=a.stragglers)
 
 
 def _secs(v: float | None) -> str:

@@ -27,14 +27,20 @@ class AnalysisParams:
       average. A class slower than that is measured on wider buckets (the smallest multiple of
       ``bucket_s`` that reaches it), because at a few requests per bucket empty buckets and
       throughput dips are noise, not outages. ``0`` keeps ``bucket_s`` for every class.
+    - ``stragglers``: how many failed requests a bucket that also has successes may hold
+      without counting as an outage (its success rate must be under the threshold *and* it
+      must hold more failures than this). A bucket whose requests all failed is always below.
+      ``0`` (the default) judges by the success rate alone.
 
     Defaults, chosen together: with ε = 0.05 and at least 20 baseline requests per bucket, a
-    bucket counts as an outage only when about two of its ~20 requests fail — one straggling
-    timeout on a loaded machine is noise, not an outage, while any real outage (most requests
-    failing) is far below the threshold.
+    bucket at baseline throughput counts as an outage only when about two of its ~20 requests
+    fail — one straggling timeout on a loaded machine is noise, not an outage, while any real
+    outage (most requests failing) is far below the threshold. A bucket that a throughput dip
+    has thinned to a handful of requests is judged strictly by default (one failure among ten
+    is an outage: the dip is usually the fault's doing); ``stragglers: 1`` forgives it.
 
     Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket or hold, a ``rho``
-    or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests``.
+    or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests`` or ``stragglers``.
     """
 
     bucket_s: float = 0.25
@@ -42,6 +48,7 @@ class AnalysisParams:
     rho: float = 0.5
     epsilon: float = 0.05
     min_bucket_requests: float = 20.0
+    stragglers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("bucket_s", "hold_s"):
@@ -56,3 +63,7 @@ class AnalysisParams:
         if not (math.isfinite(self.min_bucket_requests) and self.min_bucket_requests >= 0):
             raise SpecError(f"must be >= 0, got {self.min_bucket_requests!r}",
                             field="analysis.min_bucket_requests")
+        if isinstance(self.stragglers, bool) or not isinstance(self.stragglers, int) \
+                or self.stragglers < 0:
+            raise SpecError(f"must be a whole number >= 0, got {self.stragglers!r}",
+                            field="analysis.stragglers")

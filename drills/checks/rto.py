@@ -9,9 +9,12 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   reads as N s to within one bucket. ``w`` is ``bucket_s``, widened to the smallest multiple
   for which the baseline puts ``min_bucket_requests`` in a bucket on average: a class doing
   a few requests per bucket has empty buckets by chance, and those would read as outages.
-- **Bucket states**: *below* theta if it has requests and ``ok/count < theta``, or if it is
-  empty (the baseline had traffic, so silence is an outage: clients blocked on a dead service
-  start no new requests). *Good* if ``count >= max(1, rho*lam)`` and ``ok/count >= theta``.
+- **Bucket states**: *below* theta if it is empty (the baseline had traffic, so silence is an
+  outage: clients blocked on a dead service start no new requests), if every request in it
+  failed, or if ``ok/count < theta`` with more than ``stragglers`` failures (default 0; 1
+  forgives one straggling timeout also in a bucket that a throughput dip has thinned to a
+  handful of requests, where that one failure alone puts it under theta). *Good* if
+  ``count >= max(1, rho*lam)`` and ``ok/count >= theta``.
   A bucket with a few requests that all succeed is neither: a trickle is not an outage and not
   a recovery.
 - **End of record**: only whole buckets before ``end`` (the load's last request start by
@@ -25,6 +28,14 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   ``RTO = t_r - t_f``; not recovered (None) if there is none. Searching after the first below
   bucket, rather than from ``t_f``, keeps an outage that starts later than ``hold`` after the
   injection from reading as RTO 0.
+- **Failback**: a fault has two events, its injection at ``t_f`` and its revert at ``t_v``
+  (a zone powered back on, a link healed), and the revert can cause an outage of its own (a
+  store rejoining). Only buckets that start before ``t_v`` count as the injection's outage
+  above. A below bucket that starts at or after ``t_v`` and after that outage's recovery (if
+  any) is a *failback* outage, measured the same way from the revert:
+  ``failback = t_r' - t_v``. The class's RTO for the fault is the longer of the two, each from
+  the event that caused it, so a 2 s hiccup when dc-east returns 16 s after the power cut reads
+  as 2 s of failback, not as an 18 s outage (and not as nothing).
 - **First error / first success**: start of the first failed request of the class in the span,
   and of the first successful one after it, relative to ``t_f`` (start times, like buckets).
 - **Below**: seconds of below buckets in the span.
@@ -52,6 +63,8 @@ class Rto:
     ``rto_s`` is None when not recovered or not measured; ``measured`` is false when the class
     had no baseline traffic (then ``threshold`` and ``baseline_rate`` are None). Times in
     seconds relative to the fault's injection; ``bucket_s`` is the width actually used.
+    ``failback`` is true when an outage began after the revert; ``failback_s`` is its recovery
+    time from the revert (None if it never recovered, or there was none).
     """
 
     op: str
@@ -65,6 +78,9 @@ class Rto:
     baseline_rate: float | None
     baseline_per_bucket: float
     bucket_s: float
+    failback: bool = False
+    failback_s: float | None = None
+    reverted_s: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -150,19 +166,32 @@ def measure_rto(
     n = complete_buckets(origin=t_f, end=end, width=width)
     in_span = min(n, max(0, math.ceil((span_end - t_f - EDGE_S) / width)))
     counts, oks = tally(reqs, origin=t_f, width=width, n=n)
-    below = [c == 0 or o / c < theta for c, o in zip(counts, oks, strict=True)]
+    below = [c == 0 or o == 0 or (o / c < theta and c - o > params.stragglers)
+             for c, o in zip(counts, oks, strict=True)]
     good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
             for c, o in zip(counts, oks, strict=True)]
     below_in_span = [k for k in range(in_span) if below[k]]
+    hold = max(1, math.ceil(params.hold_s / width - 1e-9))
+    reverted = None if fault.reverted_at is None else fault.reverted_at - t_f
+    k_rev = in_span if reverted is None else \
+        min(in_span, max(0, math.ceil((reverted - EDGE_S) / width)))
+    active = [k for k in below_in_span if k < k_rev]
     j: int | None = 0
-    if below_in_span:
-        hold = max(1, math.ceil(params.hold_s / width - 1e-9))
-        j = _recovery_index(good, start=below_in_span[0], hold=hold)
+    if active:
+        j = _recovery_index(good, start=active[0], hold=hold)
+    later = [] if j is None else [k for k in below_in_span if k >= max(k_rev, j)]
+    failback_s: float | None = None
+    if later and reverted is not None:
+        jf = _recovery_index(good, start=later[0], hold=hold)
+        failback_s = None if jf is None else max(0.0, jf * width - reverted)
+    rto_s = None if j is None else j * width
+    if later:
+        rto_s = None if rto_s is None or failback_s is None else max(rto_s, failback_s)
     return Rto(
         op=op,
         fault_id=fault.id,
-        rto_s=None if j is None else j * width,
-        recovered=j is not None,
+        rto_s=rto_s,
+        recovered=rto_s is not None,
         first_error_s=first_err,
         first_success_s=first_ok,
         below_s=len(below_in_span) * width,
@@ -170,6 +199,9 @@ def measure_rto(
         baseline_rate=rate,
         baseline_per_bucket=per_bucket,
         bucket_s=width,
+        failback=bool(later),
+        failback_s=failback_s,
+        reverted_s=reverted,
     )
 
 
@@ -212,9 +244,15 @@ def _describe(r: Rto) -> str:
     rto = f"RTO {r.rto_s:.2f} s" if r.rto_s is not None else "NOT RECOVERED by end of record"
     first_err = "none" if r.first_error_s is None else f"+{r.first_error_s:.2f} s"
     first_ok = "none" if r.first_success_s is None else f"+{r.first_success_s:.2f} s"
+    failback = ""
+    if r.failback:
+        after = ("NOT RECOVERED" if r.failback_s is None
+                 else f"recovered {r.failback_s:.2f} s after it")
+        failback = f"; failback outage after the revert at +{r.reverted_s:.2f} s: {after}"
     return (f"{head} {rto}; threshold {r.threshold:.3f} (baseline {r.baseline_rate:.3f}, "
             f"{r.baseline_per_bucket:.1f} req per {r.bucket_s:g} s bucket); first error "
-            f"{first_err}, first success after it {first_ok}, {r.below_s:g} s below threshold")
+            f"{first_err}, first success after it {first_ok}, {r.below_s:g} s below threshold"
+            f"{failback}")
 
 
 def _misses(

@@ -12,7 +12,9 @@ from drills.journal import Journal
 #: What each metric means, printed under the metrics table (kept in sync with README.md).
 METRIC_HELP = {
     "rto_s": "seconds from fault start until the class held its baseline success rate and half "
-    "its baseline throughput for the hold time (per class; 'not recovered' if never)",
+    "its baseline throughput for the hold time; for an outage that began only after the fault "
+    "was reverted (failback), from the revert; the longer of the two (per class; 'not "
+    "recovered' if never)",
     "lost_acked_writes": "uploads the service acknowledged that the final read does not have",
     "rpo_s": "how far back before the fault the oldest lost acknowledged write was (0 = none)",
     "unexpected_writes": "videos in the final read that no client ever attempted",

@@ -212,6 +212,9 @@ class AnalysisSpec(SpecModel):
     min_bucket_requests: float = _f(
         20.0, typ="float >= 0", strict=True, ge=0, doc="A class with fewer baseline requests "
         "per bucket is measured on wider buckets (a multiple of bucket); 0 = never widen.")
+    stragglers: int = _f(0, typ="int >= 0", strict=True, ge=0, doc="A bucket with successes "
+                         "is an outage only with more failures than this (1: one straggling "
+                         "timeout in a thinned bucket is noise); one where all failed always is.")
 
     @model_validator(mode="after")
     def _hold_spans_buckets(self) -> AnalysisSpec:

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drills.checks.params import AnalysisParams
-from drills.checks.rto import check_rto, measure_rto, measure_rtos
+from drills.checks.rto import _describe, check_rto, judge_rto, measure_rto, measure_rtos
 from drills.errors import SpecError
-from drills.model import Request
+from drills.model import FaultRecord, Request
 
 from ._build import T0, fault, traffic
 
@@ -44,6 +44,40 @@ def test_default_params_ignore_one_straggler_but_not_two():
     two = list(one)
     two[late[1]] = Request(t=reqs[late[1]].t, duration=2.0, op="feed", ok=False)
     assert rto_of(two, params=AnalysisParams()).rto_s == pytest.approx(2.25)
+
+
+def _thinned(fail_at: list[float]) -> list[Request]:
+    """80 feed req/s, except [TF + 2, TF + 4) where only 10 req/s start (a throughput dip:
+    requests slowed, e.g. CPU taken by a zone booting); requests at ``fail_at`` fail."""
+    reqs = (traffic("feed", T0, TF + 2, 80) + traffic("feed", TF + 2, TF + 4, 10)
+            + traffic("feed", TF + 4, END, 80))
+    for at in fail_at:
+        i = min(range(len(reqs)), key=lambda k: abs(reqs[k].t - at))
+        reqs[i] = Request(t=reqs[i].t, duration=2.0, op="feed", ok=False)
+    return reqs
+
+
+def test_stragglers_forgives_one_failure_in_a_thinned_bucket_but_not_two():
+    """A dip thins the buckets to a handful of requests and one of them times out: by default
+    (judged by the success rate alone) that is an outage; ``stragglers: 1`` forgives it, and
+    still counts two failures."""
+    strict = rto_of(_thinned([TF + 3.0]), params=AnalysisParams())
+    assert strict.rto_s is not None and strict.rto_s > 2.0 and strict.below_s > 0
+    forgiving = AnalysisParams(stragglers=1)
+    r = rto_of(_thinned([TF + 3.0]), params=forgiving)
+    assert (r.rto_s, r.below_s) == (0.0, 0.0)
+    two = rto_of(_thinned([TF + 3.0, TF + 3.1]), params=forgiving)
+    assert two.rto_s is not None and two.rto_s > 2.0 and two.below_s > 0
+
+
+def test_a_bucket_whose_requests_all_failed_is_an_outage_however_few_they_are():
+    """A dead service and blocked clients: one request a bucket, and it fails. No straggler
+    rule may hide that."""
+    before = traffic("feed", T0, TF, 80)
+    down = traffic("feed", TF, TF + 4, 4, ok=lambda t: False)  # one per 250 ms bucket
+    after = traffic("feed", TF + 4, END, 80)
+    r = rto_of(before + down + after, params=AnalysisParams(stragglers=3))
+    assert r.rto_s == pytest.approx(4.0) and r.below_s == pytest.approx(4.0)
 
 
 def test_outage_of_exactly_n_seconds_measures_n():
@@ -220,3 +254,52 @@ def test_recovery_can_be_left_unjudged_for_classes_without_an_objective():
     assert res.passed is True and "feed not recovered" in res.summary
     res = check_rto(reqs, max_rto_s={"feed": 30.0}, **kw)  # type: ignore[arg-type]
     assert res.passed is False and res.findings[0] == "feed: not recovered"
+
+
+# -- failback: an outage that the revert causes is measured from the revert ------------------
+
+REV = TF + 15.0  # the fault is reverted 15 s after its injection
+
+
+def rto_reverted(reqs: list[Request], reverted: float | None = REV):
+    f = FaultRecord(id="f1", kind="power_down", target="dc-east", scheduled_at=TF - T0,
+                    injected_at=TF, reverted_at=reverted)
+    return measure_rto(reqs, op="feed", fault=f, baseline_start=T0, baseline_end=TF,
+                       params=FINE)
+
+
+def test_an_outage_that_begins_after_the_revert_is_failback_measured_from_the_revert():
+    """Seen on docker: dc-east came back 16 s after the power cut and a write timed out while
+    it rejoined; read from the injection, that 2 s hiccup was an 18 s RTO."""
+    r = rto_reverted(traffic("feed", T0, END, 80, ok=outage(REV + 0.5, REV + 2.0)))
+    assert r.failback and r.reverted_s == pytest.approx(15.0)
+    assert r.failback_s == pytest.approx(2.0)
+    assert r.rto_s == pytest.approx(2.0) and r.recovered
+    assert "failback outage after the revert at +15.00 s: recovered 2.00 s" in _describe(r)
+    # Without a revert on record the same dip is a late outage of the fault, read from t_f.
+    late = rto_reverted(traffic("feed", T0, END, 80, ok=outage(REV + 0.5, REV + 2.0)),
+                        reverted=None)
+    assert not late.failback and late.rto_s == pytest.approx(17.0)
+
+
+def test_the_rto_is_the_longer_of_the_injection_outage_and_the_failback():
+    ok = lambda t: not (TF <= t < TF + 3.0 or REV <= t < REV + 1.0)  # noqa: E731
+    r = rto_reverted(traffic("feed", T0, END, 80, ok=ok))
+    assert r.failback and r.failback_s == pytest.approx(1.0)
+    assert r.rto_s == pytest.approx(3.0)
+    long_failback = lambda t: not (TF <= t < TF + 1.0 or REV <= t < REV + 6.0)  # noqa: E731
+    assert rto_reverted(traffic("feed", T0, END, 80, ok=long_failback)).rto_s == \
+        pytest.approx(6.0)
+
+
+def test_an_outage_that_outlasts_the_fault_is_read_from_the_injection():
+    r = rto_reverted(traffic("feed", T0, END, 80, ok=outage(TF, REV + 2.0)))
+    assert not r.failback and r.rto_s == pytest.approx(17.0)
+
+
+def test_a_failback_that_never_recovers_is_not_recovered():
+    r = rto_reverted(traffic("feed", T0, END, 80, ok=outage(REV + 1.0, END)))
+    assert r.failback and (r.failback_s, r.rto_s, r.recovered) == (None, None, False)
+    assert "failback outage after the revert at +15.00 s: NOT RECOVERED" in _describe(r)
+    verdict = judge_rto([r], max_rto_s={"feed": 5.0})
+    assert verdict.passed is False and "feed: not recovered" in verdict.findings[0]
