@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,15 @@ def drill(*args: str, cwd: Path, env: dict[str, str] | None = None,
     base = {k: v for k, v in os.environ.items() if k != ALLOW_REMOTE_ENV}
     return subprocess.run([*DRILL, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd, env={**base, "COLUMNS": "400", **(env or {})})
+
+
+def assert_logs_kept(stack_dir: Path) -> None:
+    """Taking the stack down kept every container's log, with the engine's timestamps (a
+    store always logs its role)."""
+    for service in ("api", "coordinator", "store-east", "store-west", "toxiproxy"):
+        assert (stack_dir / "logs" / f"{service}.log").is_file(), service
+    first = (stack_dir / "logs" / "store-east.log").read_text().splitlines()[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z .*store-east", first), first
 
 
 def journal(run_dir: Path) -> dict[str, Any]:
@@ -92,36 +102,29 @@ def client() -> Iterator[docker.DockerClient]:
         yield engine
 
 
-def _assert_safe_and_recovered(out: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    """The drill ran to a verdict on containers, lost nothing, kept counters true, had no split
-    brain, and every class came back by itself.
-
-    The RTO objectives are reported, not asserted, on docker: on this 2-core machine a run now
-    and then shows a ~1-2 s stall of every class a few seconds after the power-down (cause not
-    found yet; local processes do not show it), which pushes feed past its 5 s objective. An
-    objective that fails for that reason fails the drill honestly; this test pins what holds.
-    """
+def _assert_passed(out: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The drill ran on containers and passed every objective: RTO per class, no lost write,
+    true counters, no split brain, recovery by itself."""
     j = journal(out)
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # a verdict, not an error
-    assert j["verdict"] in ("pass", "fail") and j["provider"] == "docker"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert j["verdict"] == "pass" and j["provider"] == "docker"
+    failed = {o["name"]: o["measured"] for o in j["objectives"] if not o["passed"]}
+    assert not failed, failed
     assert j["metrics"]["lost_acked_writes"] == 0
     assert j["metrics"]["counters_out_of_bounds"] == 0
     assert j["metrics"]["split_brain"] is False
-    held = {o["name"]: o["passed"] for o in j["objectives"] if not o["name"].startswith("rto.")}
-    assert all(held.values()), held
-    assert all(v is not None for v in j["metrics"]["rto_s"].values())  # every class recovered
     print(f"{j['drill']} on docker: {j['verdict']}, rto_s {j['metrics']['rto_s']}")
     return j
 
 
 @docker_e2e
 @pytest.mark.usefixtures("images")
-def test_dc_east_power_loss_on_docker_fails_over_and_loses_nothing(tmp_path: Path,
+def test_dc_east_power_loss_passes_on_docker(tmp_path: Path,
                                                                   client) -> None:
     out = tmp_path / "run"
     proc = drill("run", "dc-east-power-loss", "--provider", "docker", "--out", str(out),
                  cwd=tmp_path)
-    j = _assert_safe_and_recovered(out, proc)
+    j = _assert_passed(out, proc)
     (power,) = j["faults"]
     assert power["kind"] == "power_down" and power["detail"]["nodes"] == ["store-east"]
     assert power["injected_at"] <= power["reverted_at"]
@@ -129,17 +132,18 @@ def test_dc_east_power_loss_on_docker_fails_over_and_loses_nothing(tmp_path: Pat
     state = json.loads((out / "stack" / "stack.json").read_text())
     assert state["provider"] == "docker" and state["up"] is False
     assert leftovers(client, project_name(out / "stack")) == []  # taken down: no --keep
+    assert_logs_kept(out / "stack")
 
 
 @docker_e2e
 @pytest.mark.usefixtures("images")
-def test_storage_partition_on_docker_is_safe_and_keep_leaves_the_stack_up(tmp_path: Path,
+def test_storage_partition_passes_on_docker_and_keep_leaves_the_stack_up(tmp_path: Path,
                                                                          client) -> None:
     out = tmp_path / "run"
     proc = drill("run", "storage-partition", "--provider", "docker", "--out", str(out),
                  "--keep", cwd=tmp_path)
     try:
-        j = _assert_safe_and_recovered(out, proc)
+        j = _assert_passed(out, proc)
         (cut,) = j["faults"]
         assert cut["kind"] == "partition" and cut["target"] == "api->store-east"
         project = project_name(out / "stack")
@@ -150,4 +154,5 @@ def test_storage_partition_on_docker_is_safe_and_keep_leaves_the_stack_up(tmp_pa
         down = drill("stack", "down", "--dir", str(out / "stack"), cwd=tmp_path)
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(client, project_name(out / "stack")) == []
+    assert_logs_kept(out / "stack")
 
