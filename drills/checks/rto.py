@@ -10,10 +10,10 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   for which the baseline puts ``min_bucket_requests`` in a bucket on average: a class doing
   a few requests per bucket has empty buckets by chance, and those would read as outages.
 - **Bucket states**: *below* theta if it is empty (the baseline had traffic, so silence is an
-  outage: clients blocked on a dead service start no new requests), if every request in it
-  failed, or if ``ok/count < theta`` with more than ``stragglers`` failures (default 0; 1
-  forgives one straggling timeout also in a bucket that a throughput dip has thinned to a
-  handful of requests, where that one failure alone puts it under theta). *Good* if
+  outage: clients blocked on a dead service start no new requests), or if ``ok/count < theta``
+  and either every request in it failed or more than ``stragglers`` did (default 0; 1 forgives
+  one straggling timeout also in a bucket that a throughput dip has thinned to a handful of
+  requests, where that one failure alone puts it under theta). *Good* if
   ``count >= max(1, rho*lam)`` and ``ok/count >= theta``.
   A bucket with a few requests that all succeed is neither: a trickle is not an outage and not
   a recovery.
@@ -166,7 +166,7 @@ def measure_rto(
     n = complete_buckets(origin=t_f, end=end, width=width)
     in_span = min(n, max(0, math.ceil((span_end - t_f - EDGE_S) / width)))
     counts, oks = tally(reqs, origin=t_f, width=width, n=n)
-    below = [c == 0 or o == 0 or (o / c < theta and c - o > params.stragglers)
+    below = [c == 0 or (o / c < theta and (o == 0 or c - o > params.stragglers))
              for c, o in zip(counts, oks, strict=True)]
     good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
             for c, o in zip(counts, oks, strict=True)]
