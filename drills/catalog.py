@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails, PydanticUndefined
 
 from drills import spec
 from drills.duration import format_duration
-from drills.errors import SpecError
+from drills.errors import SpecError, show_value
 from drills.spec import DrillSpec, StackConfig, did_you_mean, unknown
 
 _SET = "--set"
@@ -295,10 +295,10 @@ def _problem(err: ErrorDetails) -> tuple[str, str]:
         choices = [str(c) for c in _literal_choices(field)]
         got = err["input"]
         hint = did_you_mean(got, choices) if isinstance(got, str) else ""
-        return _dotted(loc), f"expected one of {', '.join(choices)}; got {_show(got)}{hint}"
+        return _dotted(loc), f"expected one of {', '.join(choices)}; got {show_value(got)}{hint}"
     if kind == "string_too_short":
         return _dotted(loc), "must not be empty"
-    return _dotted(loc), f"expected {_expected(field)}, got {_show(err['input'])}"
+    return _dotted(loc), f"expected {_expected(field)}, got {show_value(err['input'])}"
 
 
 def _expected(field: FieldInfo | None) -> str:
@@ -362,16 +362,6 @@ def _dotted(parts: Sequence[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def reference_markdown() -> str:

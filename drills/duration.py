@@ -16,6 +16,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from drills.errors import show_value
+
 _UNITS: dict[str, int] = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}  # in milliseconds
 _DURATION = re.compile(
     r"^\s*(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>ms|s|m|h)?\s*$"
@@ -31,11 +33,11 @@ def parse_duration(value: object) -> float:
     booleans (YAML ``yes``/``no``), negative numbers, NaN and infinity.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a duration such as {EXAMPLES}, got {_show(value)}")
+        raise ValueError(f"expected a duration such as {EXAMPLES}, got {show_value(value)}")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"expected a duration such as {EXAMPLES}, got {_show(value)}")
+            raise ValueError(f"expected a duration such as {EXAMPLES}, got {show_value(value)}")
         number = float(match["num"])
         unit_ms = _UNITS[match["unit"] or "s"]
         # Exact for integral counts: x ms -> x / 1000 is one correctly rounded division.
@@ -43,7 +45,7 @@ def parse_duration(value: object) -> float:
     else:
         seconds = float(value)
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"expected a finite duration >= 0, got {_show(value)}")
+        raise ValueError(f"expected a finite duration >= 0, got {show_value(value)}")
     return seconds + 0.0  # normalises -0.0
 
 
@@ -77,21 +79,8 @@ def parse_positive_duration(value: object) -> float:
     """Like `parse_duration`, but zero is refused too (a phase or a fault that lasts no time)."""
     seconds = parse_duration(value)
     if seconds <= 0:
-        raise ValueError(f"expected a duration > 0 such as {EXAMPLES}, got {_show(value)}")
+        raise ValueError(f"expected a duration > 0 such as {EXAMPLES}, got {show_value(value)}")
     return seconds
-
-
-def _show(value: object) -> str:
-    """A value as an error message quotes it: strings quoted, containers named, others as is."""
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    return str(value)
 
 
 _SERIALIZE = PlainSerializer(format_duration, return_type=str, when_used="json")

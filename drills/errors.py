@@ -71,3 +71,17 @@ class FaultError(DrillsError):
 
 class RevertError(FaultError):
     """A fault could not be reverted; the ledger on disk still lists it."""
+
+
+def show_value(value: object) -> str:
+    """A value as an error message quotes it: strings quoted, containers named, others as is
+    (``expected a duration, got 'soon'``; ``got a mapping``; ``got nothing (null)``)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return str(value)

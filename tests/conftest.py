@@ -1,9 +1,37 @@
 """Suite-wide: tests marked ``docker`` are skipped, with the reason, where no Docker Engine
-answers — probed once per session, only if such a test was collected."""
+answers — probed once per session, only if such a test was collected. The docker tests share
+the fixtures ``images`` (the project's images, built once per session) and ``client`` (a Docker
+SDK client)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    import docker
+
+    from drills.stack.images import BuildReport
+
+
+@pytest.fixture(scope="session")
+def images() -> BuildReport:
+    """The images docker-compose.yml runs, built now (seconds when warm, 2-3 min cold)."""
+    from drills.stack.images import build_images
+
+    return build_images(log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    """A Docker SDK client for the docker tests (a local test file may define its own)."""
+    import docker
+
+    with contextlib.closing(docker.from_env(timeout=120)) as engine:
+        yield engine
 
 
 def engine_problem() -> str | None:

@@ -13,21 +13,17 @@ where nothing listens, so no traffic leaves the machine).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 from drills.stack.docker_compose import ALLOW_REMOTE_ENV, leftovers, project_name
-from drills.stack.images import BuildReport, build_images
 
 DRILL = [sys.executable, "-m", "drills.cli"]
 #: "Remote" by the provider's rule (not loopback, not a socket), yet connecting to it reaches
@@ -88,18 +84,6 @@ def docker_e2e(test: Any) -> Any:
     for mark in (pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)):
         test = mark(test)
     return test
-
-
-@pytest.fixture(scope="module")
-def images() -> BuildReport:
-    """The images the provider runs, built now (seconds when warm, ~2 min cold)."""
-    return build_images(log=lambda _: None)
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    with contextlib.closing(docker.from_env(timeout=120)) as engine:
-        yield engine
 
 
 def _assert_passed(out: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from drills.stack.docker_nodes import (
     parse_docker_time,
     target_problem,
 )
-from drills.stack.images import BuildReport, build_images
+from drills.stack.images import BuildReport
 
 DRILL = [sys.executable, "-m", "drills.cli"]
 
@@ -185,18 +185,6 @@ def docker_slow(test: Any) -> Any:
 def drill(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*DRILL, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def images() -> BuildReport:
-    """The images docker-compose.yml runs, built now (seconds when warm, ~2 min cold)."""
-    return build_images(log=lambda _: None)
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    with contextlib.closing(docker.from_env(timeout=120)) as engine:
-        yield engine
 
 
 @pytest.fixture(scope="module")
