@@ -69,6 +69,12 @@ class Op:
       ``view``/``like`` (one increment of ``video``, ``id`` the client op id), ``read``.
     - ``epoch``/``store``: which store acknowledged, under which epoch (from the response), when
       known: used by the split-brain check.
+    - ``attempt``: the client's attempt number for this ``id`` (1 = first send). A client that
+      got an indeterminate answer retries with the same id (an idempotency key), and each
+      retry is its own invoke/completion pair with ``attempt`` 2, 3, ...; None = not recorded.
+    - ``degraded``: a read answered by a non-primary (allowed to be stale); None = unknown.
+    - ``items``: a feed or search read's counters, ``(video, views, likes)`` per item shown
+      (``video`` is then None); the zero-read check judges each item like a stats read.
     """
 
     process: str
@@ -82,9 +88,15 @@ class Op:
     epoch: int | None = None
     store: str | None = None
     error: str | None = None
+    attempt: int | None = None
+    degraded: bool | None = None
+    items: tuple[tuple[str, int, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.items is not None:
+            d["items"] = [list(i) for i in self.items]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Op:
@@ -93,7 +105,10 @@ class Op:
         if d.get("f") not in ("upload", "view", "like", "read"):
             raise ValueError(f"op f must be upload|view|like|read, got {d.get('f')!r}")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        kw = {k: v for k, v in d.items() if k in known}
+        if kw.get("items") is not None:
+            kw["items"] = tuple((str(v), int(a), int(b)) for v, a, b in kw["items"])
+        return cls(**kw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,8 @@ class Completion:
 
     ``invoked_at`` is None when the invoke entry was missing; ``completed_at`` is None when no
     completion arrived (then ``type`` is ``info``). ``video``, ``views``, ``likes``, ``epoch``,
-    ``store`` and ``error`` come from the completion, falling back to the invoke.
+    ``store``, ``error``, ``degraded`` and ``items`` come from the completion; ``video`` and
+    ``attempt`` from the completion, falling back to the invoke.
     """
 
     id: str
@@ -51,6 +52,9 @@ class Completion:
     epoch: int | None = None
     store: str | None = None
     error: str | None = None
+    attempt: int | None = None
+    degraded: bool | None = None
+    items: tuple[tuple[str, int, int], ...] | None = None
 
 
 def _pair(invoke: Op | None, done: Op | None) -> Completion:
@@ -72,6 +76,9 @@ def _pair(invoke: Op | None, done: Op | None) -> Completion:
         epoch=None if done is None else done.epoch,
         store=None if done is None else done.store,
         error=None if done is None else done.error,
+        attempt=src.attempt if src.attempt is not None or invoke is None else invoke.attempt,
+        degraded=None if done is None else done.degraded,
+        items=None if done is None else done.items,
     )
 
 
