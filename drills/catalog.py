@@ -5,6 +5,9 @@ keys refused), overrides are applied to the raw mapping, relative paths in the f
 against the file's directory, and pydantic's errors are translated into one `SpecError` naming
 the source (file path, or ``--set`` when an override caused it), the dotted field
 (``timeline.faults[0].power_down``) and what was expected. Nothing raw leaves this module.
+
+The target's names that the spec cannot know (ClipStream's bug names, `BUGS`) are given to
+validation here, as its context (`drills.spec.BUGS_CONTEXT`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from pydantic_core import ErrorDetails, PydanticUndefined
 from drills import spec
 from drills.duration import format_duration
 from drills.errors import SpecError, show_value
-from drills.spec import DrillSpec, StackConfig, did_you_mean, unknown
+from drills.spec import BUGS_CONTEXT, DrillSpec, StackConfig, did_you_mean, unknown
+from drills.stack.clipstream import BUGS
 
 _SET = "--set"
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
 _PART = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
+_CONTEXT = {BUGS_CONTEXT: tuple(BUGS)}
 
 
 class BuiltinDrill(NamedTuple):
@@ -94,7 +99,7 @@ def parse_drill(text: str, *, source: str = "<string>", sets: Sequence[str] = ()
     raw = apply_overrides(read_yaml(text, source=source), list(sets))
     overridden = [_split_set(s)[0] for s in sets]
     try:
-        spec = DrillSpec.model_validate(raw)
+        spec = DrillSpec.model_validate(raw, context=_CONTEXT)
     except ValidationError as exc:
         raise _translate(exc, source, overridden) from None
     files = {}
@@ -255,7 +260,7 @@ def parse_stack_config(sets: Sequence[str]) -> StackConfig:
     full = [s.strip() if s.strip().startswith(prefix) else prefix + s.strip() for s in sets]
     raw = apply_overrides({}, full).get("stack", {}).get("config", {})
     try:
-        return StackConfig.model_validate(raw)
+        return StackConfig.model_validate(raw, context=_CONTEXT)
     except ValidationError as exc:
         raise _translate(exc, _SET, [], prefix=("stack", "config")) from None
 
@@ -298,7 +303,20 @@ def _problem(err: ErrorDetails) -> tuple[str, str]:
         return _dotted(loc), f"expected one of {', '.join(choices)}; got {show_value(got)}{hint}"
     if kind == "string_too_short":
         return _dotted(loc), "must not be empty"
-    return _dotted(loc), f"expected {_expected(field)}, got {show_value(err['input'])}"
+    got = _shown(err["input"], field)
+    if loc and isinstance(loc[-1], int):  # one item of a list of plain values
+        return _dotted(loc), f"expected {_expected(field)}; item {loc[-1]} is {got}"
+    return _dotted(loc), f"expected {_expected(field)}, got {got}"
+
+
+def _shown(value: Any, field: FieldInfo | None) -> str:
+    """The value as the message quotes it; a duration field's parsed seconds as a duration."""
+    if isinstance(value, float) and "duration" in _expected(field) and value >= 0:
+        try:
+            return format_duration(value)
+        except ValueError:
+            pass
+    return show_value(value)
 
 
 def _expected(field: FieldInfo | None) -> str:
@@ -369,34 +387,59 @@ def reference_markdown() -> str:
     sections: list[tuple[str, type[BaseModel]]] = [
         ("Top level", spec.DrillSpec), ("stack", spec.StackSpec),
         ("stack.config", spec.StackConfig), ("load", spec.LoadSpec),
+        ("load.burst", spec.BurstSpec), ("load.hot", spec.HotSpec),
         ("timeline", spec.Timeline), ("timeline.faults[]", spec.FaultSpec),
+        ("timeline.nemesis", spec.NemesisSpec),
+        ("timeline.nemesis.faults[]", spec.FaultTemplate),
         ("objectives", spec.Objectives), ("objectives.rto", spec.RtoObjectives),
-        ("analysis", spec.AnalysisSpec),
+        ("objectives.exposure", spec.ExposureObjective), ("analysis", spec.AnalysisSpec),
     ]
     lines = [
         "Durations: `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds. Fault offsets "
         "(`at`) count from the start of the load; the load runs until the last fault window "
         "ends, plus `settle`. A fault with `repeat: n` and `every: p` has n windows "
-        "[at + k*p, at + k*p + for). Objective names (for `fails_on`): `rto.<class>`, "
-        "`lost_acked_writes`, `counters`, `split_brain`, `recovery`.", ""]
+        "[at + k*p, at + k*p + for). The drill's faults are the fixed `timeline.faults` "
+        "followed by those `timeline.nemesis` generates (a fault's id is its index in that "
+        "list); faults may overlap, except two that stop the same node (they could not be "
+        "reverted) or two of one kind on one target. Objective names (for `fails_on`): "
+        "`rto.<class>`, `lost_acked_writes`, `counters`, `zero_reads`, `split_brain`, "
+        "`recovery`, `exposure`.", ""]
     for title, model in sections:
         lines += [f"### {title}", "", (model.__doc__ or "").strip().splitlines()[0], "",
                   "| key | type | default | meaning |", "|---|---|---|---|"]
         for key, field in _fields(model).items():
             cells = (f"`{key}`", _expected(field), _default(field), field.description or "")
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append(_row(cells))
         lines.append("")
+        if model is spec.StackConfig:
+            lines += _bugs_table()
     return "\n".join(lines)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _bugs_table() -> list[str]:
+    """The names ``stack.config.bugs`` accepts, from ClipStream's `BUGS`."""
+    lines = ["#### stack.config.bugs", "", "The bugs ClipStream can plant (each off unless "
+             "named).", "", "| bug | what goes wrong |", "|---|---|"]
+    lines += [_row((f"`{name}`", what)) for name, what in BUGS.items()]
+    return [*lines, ""]
 
 
 def _default(field: FieldInfo) -> str:
     value = field.default
+    if field.default_factory is not None:
+        return "drawn at load"
     if value is PydanticUndefined:
         return "required"
     if value is None:
         return "-"
     if isinstance(value, BaseModel):
         return "see below"
-    if isinstance(value, float) and _expected(field).startswith("duration"):
+    if isinstance(value, float) and "duration" in _expected(field):
         return f"`{format_duration(value)}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
     return f"`{list(value) if isinstance(value, tuple) else value}`"

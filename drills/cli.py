@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "exit code")
     gameday.add_arguments(gd)
 
+    selftest = sub.add_parser(
+        "selftest", help="detection power: run the drills against ClipStream with planted DR "
+        "bugs and print which drill caught which bug")
+    selftest.add_argument("--runs", type=int, default=1, help="rounds (default 1)")
+    selftest.add_argument("--drills", default="", metavar="A,B",
+                          help="drills to use (default: the built-ins that declare `catches`)")
+    selftest.add_argument("--bugs", default="", metavar="A,B",
+                          help="bugs to plant (default: every ClipStream bug)")
+    selftest.add_argument("--full", action="store_true",
+                          help="run every bug on every selected drill (the whole matrix)")
+    selftest.add_argument("--provider", choices=("local", "docker"))
+    selftest.add_argument("--out", type=Path, help="output directory (default "
+                          "runs/selftest-<time>)")
+    selftest.add_argument("--allow-remote-docker", action="store_true")
+
     sub.add_parser("list", help="list the built-in drills")
     val = sub.add_parser("validate", help="validate drill files without running them")
     val.add_argument("files", nargs="+")

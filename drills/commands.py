@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable, Mapping
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from drills.catalog import builtin_drills, load_drill
@@ -33,13 +34,20 @@ def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[n
         res = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "unknown"}[o.passed]
         table.add_row(o.name, o.target, o.measured, res)
     console.print(table)
+    m = journal.metrics
+    if m.get("writes_at_risk") is not None:
+        console.print(
+            f"exposure: {m['writes_at_risk']} writes at risk ({m.get('acked_before_fault')} "
+            f"acked just before a fault, {m.get('in_flight_at_fault')} in flight at it, "
+            f"{m.get('acked_during_fault')} acked during it), {m.get('retried_writes')} retried, "
+            f"{m.get('degraded_reads')} degraded reads", highlight=False)
     if journal.error:
         console.print(f"[red]error:[/red] {journal.error}", highlight=False)
     if journal.expect != "pass":
         console.print(f"expected verdict: {journal.expect} — "
                       f"{'as expected' if journal.as_expected else 'NOT as expected'}")
     console.print(f"verdict: {journal.verdict}  ·  {journal.duration_s:.1f}s  ·  report: "
-                  f"{run_dir}/report.md", highlight=False)
+                  f"{run_dir}/report.html", highlight=False)
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
@@ -113,6 +121,42 @@ def cmd_gameday(args: argparse.Namespace, console: Console) -> int:
     return gameday.cmd_gameday(args, console)
 
 
+def cmd_selftest(args: argparse.Namespace, console: Console) -> int:
+    """Exit 0 only when the correct ClipStream passed every run and every bug was caught."""
+    import time
+    from pathlib import Path
+
+    from drills import selftest
+
+    plan = selftest.make_plan(
+        drills=[d for d in args.drills.split(",") if d], runs=args.runs, full=args.full,
+        bugs=[b for b in args.bugs.split(",") if b], provider=args.provider)
+    out = args.out or Path("runs") / f"selftest-{time.strftime('%Y%m%d-%H%M%S')}"
+    jobs = sum(1 + sum(d.drill in t for t in plan.targets.values()) for d in plan.drills)
+    console.print(f"self-test: {len(plan.drills)} drills, {len(plan.bugs)} bugs, {plan.runs} "
+                  f"run(s): {jobs * plan.runs} drill runs -> {out}", highlight=False)
+    result = selftest.run_selftest(plan, out=out, log=lambda line: console.print(
+        line, highlight=False, markup=False))
+    table = Table(title=f"detection matrix ({plan.runs} run(s) per cell): exit "
+                        f"{result.exit_code}")
+    cols = [selftest.CORRECT, *plan.bugs]
+    table.add_column("drill")
+    for col in cols:
+        table.add_column(col)
+    for drill, row in selftest.matrix(result).items():
+        table.add_row(drill, *(row.get(c, "—") for c in cols))
+    console.print(table)
+    for bug in plan.bugs:
+        if result.uncaught_rounds(bug):
+            console.print(f"[red]not caught[/red] {bug} in run(s) "
+                          f"{', '.join(map(str, result.uncaught_rounds(bug)))}", highlight=False)
+    for c in result.false_alarms:
+        console.print(f"[red]false alarm[/red] {escape(c.drill)} run {c.run}: {c.verdict} "
+                      f"({escape(c.run_dir)})", highlight=False)
+    console.print(f"matrix: {out / 'selftest.html'} · {out / 'selftest.json'}", highlight=False)
+    return result.exit_code
+
+
 def cmd_stack(args: argparse.Namespace, console: Console) -> int:
     from drills import stackctl
 
@@ -127,6 +171,7 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace, Console], int]] = {
     "report": cmd_report,
     "compare": cmd_compare,
     "gameday": cmd_gameday,
+    "selftest": cmd_selftest,
     "stack": cmd_stack,
 }
 

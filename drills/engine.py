@@ -135,11 +135,7 @@ class Run:
             self.injector = injector
             before = readback.final_read(stack.store_urls).authoritative
             preexisting = before.videos if before else frozenset()
-            load_cfg = LoadConfig(
-                locustfile=resolve_locustfile(spec.load.locustfile), host=stack.api_url,
-                users=spec.load.users, rate=spec.load.rate, timeout_s=spec.load.timeout,
-                record_dir=self.run_dir / "load",
-            )
+            load_cfg = load_config(spec, host=stack.api_url, record_dir=self.run_dir / "load")
             with LoadRunner(load_cfg) as load:
                 # the analysis ends when the timeline does, before stopping the load thins it
                 load_end = self._timeline(load, injector)
@@ -218,6 +214,21 @@ class Run:
             self.obs.fault(w.entry.id, what, False, time.time())
             if not injector.active:
                 self.phase("restore")
+
+
+def load_config(spec: DrillSpec, *, host: str, record_dir: Path) -> LoadConfig:
+    """The load as the drill file asks for it: rate and users, the client's timeout and retries,
+    the hot videos, and write bursts centred on every scheduled injection (and revert, with
+    ``burst.at_revert``) - the instants where a DR bug loses data."""
+    load = spec.load
+    bursts = (spec.timeline.injection_offsets(at_revert=load.burst.at_revert)
+              if load.burst.multiplier > 1 else ())
+    return LoadConfig(
+        locustfile=resolve_locustfile(load.locustfile), host=host, users=load.users,
+        rate=load.rate, timeout_s=load.timeout, record_dir=record_dir, bursts=bursts,
+        burst_multiplier=load.burst.multiplier, burst_width_s=load.burst.width,
+        retries=load.retries, hot_videos=load.hot.videos, hot_share=load.hot.share,
+    )
 
 
 def rollback_stale(runs_root: Path, *, exclude: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """The journal: the whole truth of one run, written as ``journal.json``.
 
-Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``error``), ``expect``,
+Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``inconclusive``/
+``error``; inconclusive: every objective but ``exposure`` held, and too little was at risk), ``expect``,
 ``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills, only the
 objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``, ``provider``,
 ``load_started_at``, ``phases`` (name, started_at,
@@ -61,6 +62,18 @@ class Judgement:
     def passed(self) -> bool:
         return all(o.passed is True for o in self.objectives)
 
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing failed but the exposure objective: the drill put too little at risk for its
+        data objectives to mean anything (a pass must be earned)."""
+        missed = [o.name for o in self.objectives if o.passed is not True]
+        return missed == ["exposure"]
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``inconclusive`` (see `inconclusive`) or ``fail``."""
+        return "pass" if self.passed else "inconclusive" if self.inconclusive else "fail"
+
 
 @dataclass
 class Journal:
@@ -100,7 +113,7 @@ class Journal:
         self.objectives = list(judgement.objectives)
         self.metrics = dict(judgement.metrics)
         self.checks = list(judgement.checks)
-        self.verdict = "pass" if judgement.passed else "fail"
+        self.verdict = judgement.verdict
         self.as_expected = judgement.as_expected
 
     def fail(self, error: DrillsError) -> None:

@@ -157,7 +157,7 @@ class DrillFile(pytest.File):
             provider = self.config.stash[SETTINGS].provider or spec.stack.provider
             if provider == "docker":
                 item.add_marker("docker")
-            item.extra_keyword_matches.update(f.kind for f in spec.timeline.faults)
+            item.extra_keyword_matches.update(f.kind for f in spec.timeline.all_faults)
         yield item
 
 

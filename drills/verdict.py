@@ -14,6 +14,7 @@ from drills.checks import (
     AnalysisParams,
     check_acked_writes,
     check_counters,
+    check_exposure,
     check_rpo,
     check_rto,
     check_split_brain,
@@ -29,7 +30,7 @@ def fault_plans(spec: DrillSpec) -> list[FaultPlan]:
     """The drill file's faults as the engine's schedule wants them."""
     return [
         FaultPlan(f.kind, f.target, dict(f.params), [(w.on, w.off) for w in f.windows()])
-        for f in spec.timeline.faults
+        for f in spec.timeline.all_faults
     ]
 
 
@@ -56,6 +57,38 @@ def _secs(v: float | None) -> str:
     return "not recovered" if v is None else f"{v:.2f}s"
 
 
+def _at_risk(c: Mapping[str, CheckResult], key: str) -> str:
+    """`` of N at risk`` from the exposure check (empty when it did not measure)."""
+    n = c["exposure"].metrics.get(key)
+    return "" if n is None else f" of {n} at risk"
+
+
+def _lost_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective:
+    """Lost acknowledged writes: uploads missing from the final read plus increments missing
+    from the counters (a counter below its acknowledged lower bound)."""
+    allowed = spec.objectives.lost_acked_writes
+    uploads = c["acked_writes"].metrics.get("lost_acked_writes")
+    incs = c["counters"].metrics.get("lost_increments")
+    if uploads is None:
+        return Objective("lost_acked_writes", f"≤ {allowed}", "unknown", None)
+    total = uploads + (incs or 0)
+    split = f" ({uploads} uploads, {incs} increments)" if incs else ""
+    return Objective("lost_acked_writes", f"≤ {allowed}",
+                     f"{total} lost{split}{_at_risk(c, 'writes_at_risk')}", total <= allowed)
+
+
+def _exposure_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective | None:
+    wanted = spec.objectives.exposure
+    if wanted is None:
+        return None
+    e = c["exposure"]
+    n = e.metrics.get("writes_at_risk", 0)
+    measured = (f"{n} writes at risk" if e.passed is not False else
+                f"inconclusive: only {n} writes at risk")
+    return Objective("exposure", f"≥ {wanted.min_writes_at_risk} writes at risk", measured,
+                     e.passed)
+
+
 def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective]:
     o = spec.objectives
     out: list[Objective] = []
@@ -67,25 +100,33 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
             out.append(Objective(f"rto.{op}", f"≤ {limit:g}s", _secs(v), met))
         else:
             out.append(Objective(f"rto.{op}", f"≤ {limit:g}s", "not measured", None))
-    lost = c["acked_writes"].metrics.get("lost_acked_writes")
-    out.append(Objective("lost_acked_writes", f"≤ {o.lost_acked_writes}",
-                         "unknown" if lost is None else str(lost),
-                         None if lost is None else lost <= o.lost_acked_writes))
+    out.append(_lost_objective(spec, c))
     if o.counters == "exact":
-        oob = c["counters"].metrics.get("counters_out_of_bounds")
-        zero = c["zero_reads"].metrics.get("zero_reads", 0)
-        passed = None if c["counters"].passed is None else bool(c["counters"].passed and not zero)
-        out.append(Objective("counters", "acked ≤ value ≤ acked+indeterminate; no zero reads",
-                             f"{oob} out of bounds, {zero} zero reads", passed))
+        cm = c["counters"].metrics
+        oob, checked = cm.get("counters_out_of_bounds"), cm.get("counters_checked")
+        out.append(Objective(
+            "counters", "acked ≤ value ≤ acked + indeterminate",
+            f"{oob} of {checked} out of bounds{_at_risk(c, 'increments_at_risk')} increments"
+            if oob is not None else "unknown", c["counters"].passed))
+    if o.zero_reads != "ignore":
+        z = c["zero_reads"]
+        zero, judged = z.metrics.get("zero_reads", 0), z.metrics.get("reads_judged")
+        which = "reads not marked stale" if o.zero_reads == "fresh" else "every read"
+        out.append(Objective("zero_reads", f"no 0 after acked increments ({which})",
+                             f"{zero} zero reads" + ("" if judged is None else
+                                                     f" of {judged} judged"), z.passed))
     if o.split_brain == "forbid":
         sb = c["split_brain"]
-        out.append(Objective("split_brain", "none (one epoch per primary, replicas converge)",
+        out.append(Objective("split_brain", "none (one primary at a time, replicas converge)",
                              sb.summary, sb.passed))
     if o.recovery == "required":
         missing = [op for op, v in rto_s.items() if v is None]
         out.append(Objective("recovery", "every class recovers by itself",
                              "not recovered: " + ", ".join(missing) if missing else "all recovered",
-                             None if not rto_s and spec.timeline.faults else not missing))
+                             None if not rto_s and spec.timeline.all_faults else not missing))
+    exposure = _exposure_objective(spec, c)
+    if exposure is not None:
+        out.append(exposure)
     return out
 
 
@@ -115,20 +156,36 @@ def judge(
         "rpo": check_rpo(history, final=final, faults=faults, preexisting=preexisting,
                          max_rpo_s=float("inf")),
         "counters": check_counters(history, final=final, preexisting=preexisting),
-        "zero_reads": check_zero_reads(history),
+        "zero_reads": check_zero_reads(history,
+                                       include_degraded=spec.objectives.zero_reads != "fresh"),
         "split_brain": check_split_brain(history, final=final),
+        "exposure": check_exposure(
+            history, faults=faults, window_s=spec.analysis.exposure_window, end=load_end,
+            min_writes_at_risk=(None if spec.objectives.exposure is None
+                                else spec.objectives.exposure.min_writes_at_risk)),
     }
+    exposure = checks["exposure"].metrics
     metrics: dict[str, Any] = {
         "rto_s": checks["rto"].metrics.get("rto_s", {}),
         "lost_acked_writes": checks["acked_writes"].metrics.get("lost_acked_writes"),
+        "lost_increments": checks["counters"].metrics.get("lost_increments"),
         "rpo_s": checks["rpo"].metrics.get("rpo_s"),
         "counters_out_of_bounds": checks["counters"].metrics.get("counters_out_of_bounds"),
         "zero_reads": checks["zero_reads"].metrics.get("zero_reads"),
         "split_brain": checks["split_brain"].metrics.get("split_brain"),
+        "split_brain_sources": checks["split_brain"].metrics.get("sources"),
         "divergent_keys": checks["split_brain"].metrics.get("divergent_keys"),
         "unexpected_writes": checks["acked_writes"].metrics.get("unexpected_writes"),
         "attempted_uploads": checks["acked_writes"].metrics.get("attempted"),
         "acked_uploads": checks["acked_writes"].metrics.get("acknowledged"),
+        "writes_at_risk": exposure.get("writes_at_risk"),
+        "uploads_at_risk": exposure.get("uploads_at_risk"),
+        "increments_at_risk": exposure.get("increments_at_risk"),
+        "acked_before_fault": exposure.get("acked_before"),
+        "in_flight_at_fault": exposure.get("in_flight"),
+        "acked_during_fault": exposure.get("acked_during"),
+        "retried_writes": exposure.get("retried"),
+        "degraded_reads": exposure.get("degraded_reads"),
         "requests": len(requests),
         "errors": sum(not r.ok for r in requests),
         "converged": converged,

@@ -26,7 +26,7 @@ from drills.catalog import (
 )
 from drills.errors import SpecError
 from drills.spec import DrillSpec, validate_targets
-from drills.stack.clipstream import TOPOLOGY
+from drills.stack.clipstream import BUGS, TOPOLOGY
 
 GOOD = """\
 drill: t
@@ -149,14 +149,14 @@ def test_override_can_replace_a_whole_fault() -> None:
     ("item", "field", "message"),
     [
         ("load.usres=3", "load.usres", "unknown field 'usres' in load; did you mean 'users'? "
-                                       "(allowed: locustfile, users, rate, timeout)"),
+         "(allowed: locustfile, users, rate, timeout, retries, burst, hot)"),
         ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
          "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, stack, load, "
          "timeline, objectives, analysis)"),
         ("stack.config.fsyncc=never", "stack.config.fsyncc",
          "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: replication, "
          "fsync, detection, pull_interval, check_interval, check_timeout, write_retry, "
-         "request_timeout)"),
+         "request_timeout, bugs)"),
         ("load.users.x=1", "load.users.x", "load.users takes no sub-fields (it is a single "
                                            "value)"),
         ("timeline.faults[3].for=1s", "timeline.faults[3].for",
@@ -198,10 +198,72 @@ def test_override_below_a_scalar_in_the_file_is_refused() -> None:
 def test_invalid_override_values_are_blamed_on_the_override() -> None:
     with pytest.raises(SpecError) as info:
         parse_drill(GOOD, source="g.yaml", sets=["load.users=0"])
-    assert (str(info.value)) == "--set: load.users: expected int >= 1, got 0"
+    assert (str(info.value)) == "--set: load.users: expected 1 <= int <= 5000, got 0"
     with pytest.raises(SpecError) as info:
         parse_drill(GOOD.replace("users: 10", "users: 0"), source="g.yaml", sets=["load.rate=5"])
-    assert str(info.value) == "g.yaml: load.users: expected int >= 1, got 0"
+    assert str(info.value) == "g.yaml: load.users: expected 1 <= int <= 5000, got 0"
+
+
+def test_overrides_reach_the_new_fields() -> None:
+    s = parse_drill(GOOD, source="g.yaml", sets=[
+        "load.retries=0", "load.burst.multiplier=3", "load.burst.at_revert=true",
+        "load.hot.share=0.25", "stack.config.bugs=[no-fencing]",
+        "objectives.zero_reads=fresh", "objectives.exposure.min_writes_at_risk=50",
+        "analysis.exposure_window=2s"])
+    assert (s.load.retries, s.load.burst.multiplier, s.load.burst.at_revert) == (0, 3.0, True)
+    assert s.load.hot.share == 0.25 and s.stack.config.bugs == ("no-fencing",)
+    assert s.objectives.zero_reads == "fresh" and s.objectives.exposure is not None
+    assert s.objectives.exposure.min_writes_at_risk == 50
+    assert s.analysis.exposure_window == 2.0
+
+
+@pytest.mark.parametrize(("value", "bugs"), [
+    ("[no-fencing, ack-before-fsync]", ("no-fencing", "ack-before-fsync")),
+    ("no-fencing,ack-before-fsync", ("no-fencing", "ack-before-fsync")),
+    ("no-fencing", ("no-fencing",)), ("[]", ()), ("", ())])
+def test_bugs_from_the_command_line(value: str, bugs: tuple[str, ...]) -> None:
+    s = parse_drill(GOOD, source="g.yaml", sets=[f"stack.config.bugs={value}"])
+    assert s.stack.config.bugs == bugs
+    assert parse_stack_config([f"bugs={value}"]).bugs == bugs
+
+
+def test_unknown_bug_on_the_command_line_is_blamed_on_it() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_drill(GOOD, source="g.yaml", sets=["stack.config.bugs=[no-fencin]"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.config.bugs[0]")
+    assert info.value.message.startswith("unknown bug 'no-fencin'; did you mean 'no-fencing'? "
+                                         "(known: ack-before-fsync, ")
+    with pytest.raises(SpecError) as info:
+        parse_stack_config(["bugs=nope"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.config.bugs[0]")
+
+
+NEMESIS_DRILL = GOOD + """\
+  nemesis:
+    rounds: 4
+    start: 20s
+    interval: [1s, 2s]
+    duration: [1s, 3s]
+    faults: [{crash: store-west}, {latency: api->store-east, ms: 100}]
+"""
+
+
+def test_nemesis_overrides_and_replay(tmp_path: Path) -> None:
+    path = write(tmp_path, NEMESIS_DRILL)
+    first, second = load_drill(path), load_drill(path)
+    seeds = [d.timeline.nemesis.seed for d in (first, second)]  # type: ignore[union-attr]
+    pinned = load_drill(path, sets=[f"timeline.nemesis.seed={seeds[0]}"])
+    assert pinned.timeline.all_faults == first.timeline.all_faults
+    replay = load_drill(write(tmp_path, first.to_yaml(), "replay.yaml"))
+    assert replay.timeline.all_faults == first.timeline.all_faults
+    more = load_drill(path, sets=[f"timeline.nemesis.seed={seeds[0]}",
+                                  "timeline.nemesis.rounds=6",
+                                  "timeline.nemesis.faults[1].ms=300"])
+    assert len(more.timeline.all_faults) == 7
+    validate_targets(more, TOPOLOGY)
+    with pytest.raises(SpecError) as info:
+        load_drill(path, sets=["timeline.nemesis.interval=[3s, 1s]"])
+    assert (info.value.source, info.value.field) == ("--set", "timeline.nemesis.interval")
 
 
 def test_stack_config_from_sets() -> None:
@@ -359,8 +421,10 @@ def test_zone_flap_flaps() -> None:
 
 def test_reference_documents_every_field() -> None:
     text = reference_markdown()
-    for model in (DrillSpec, spec.StackSpec, spec.StackConfig, spec.LoadSpec, spec.Timeline,
-                  spec.FaultSpec, spec.Objectives, spec.RtoObjectives, spec.AnalysisSpec):
+    for model in (DrillSpec, spec.StackSpec, spec.StackConfig, spec.LoadSpec, spec.BurstSpec,
+                  spec.HotSpec, spec.Timeline, spec.FaultSpec, spec.NemesisSpec,
+                  spec.FaultTemplate, spec.Objectives, spec.RtoObjectives,
+                  spec.ExposureObjective, spec.AnalysisSpec):
         for name, field in model.model_fields.items():
             key = field.alias or name
             assert f"| `{key}` |" in text, (model.__name__, key)
@@ -368,7 +432,15 @@ def test_reference_documents_every_field() -> None:
     assert "| `for` | duration > 0 | required | How long the fault lasts. |" in text
     assert "| `bucket` | duration > 0 | `250ms` |" in text
     assert "| `mode` | down\\|blackhole\\|reset | - |" in text  # pipes escaped in tables
-    assert "| `users` | int >= 1 | `20` |" in text
+    assert "| `users` | 1 <= int <= 5000 | `20` |" in text
+    assert "| `timeout` | 0 < duration <= 60s | `1.5s` |" in text
+    assert "| `at_revert` | bool | `false` |" in text
+    assert "| `seed` | 0 <= int <= 2^63-1 | drawn at load |" in text
+    for title in ("load.burst", "load.hot", "timeline.nemesis", "timeline.nemesis.faults[]",
+                  "objectives.exposure", "stack.config.bugs"):
+        assert f"### {title}\n" in text or f"#### {title}\n" in text, title
+    for name, what in BUGS.items():
+        assert f"| `{name}` | {what} |" in text
 
 
 def _all_keys(obj: Any) -> set[str]:

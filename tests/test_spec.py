@@ -32,7 +32,7 @@ from drills.spec import (
     validate_targets,
 )
 from drills.stack.base import Topology
-from drills.stack.clipstream import TOPOLOGY
+from drills.stack.clipstream import BUGS, KNOBS, TOPOLOGY, knob_env
 
 BASE: dict[str, Any] = {
     "drill": "t",
@@ -232,12 +232,18 @@ def test_closed_sets_list_their_values(edit: tuple[str, Any], field: str, messag
 @pytest.mark.parametrize(
     ("edit", "field", "message"),
     [
-        (("load.users", 0), "load.users", "expected int >= 1, got 0"),
-        (("load.users", "many"), "load.users", "expected int >= 1, got 'many'"),
-        (("load.users", 1.5), "load.users", "expected int >= 1, got 1.5"),
-        (("load.users", True), "load.users", "expected int >= 1, got True"),
-        (("load.rate", 0), "load.rate", "expected float > 0, got 0"),
-        (("load.rate", "fast"), "load.rate", "expected float > 0, got 'fast'"),
+        (("load.users", 0), "load.users", "expected 1 <= int <= 5000, got 0"),
+        (("load.users", "many"), "load.users", "expected 1 <= int <= 5000, got 'many'"),
+        (("load.users", 1.5), "load.users", "expected 1 <= int <= 5000, got 1.5"),
+        (("load.users", True), "load.users", "expected 1 <= int <= 5000, got True"),
+        (("load.users", 5001), "load.users", "expected 1 <= int <= 5000, got 5001"),
+        (("load.rate", 0), "load.rate", "expected 0 < float <= 10000, got 0"),
+        (("load.rate", "fast"), "load.rate", "expected 0 < float <= 10000, got 'fast'"),
+        (("load.rate", 10000.5), "load.rate", "expected 0 < float <= 10000, got 10000.5"),
+        (("load.rate", float("inf")), "load.rate", "expected 0 < float <= 10000, got inf"),
+        (("load.rate", float("nan")), "load.rate", "expected 0 < float <= 10000, got nan"),
+        (("load.timeout", "61s"), "load.timeout", "expected 0 < duration <= 60s, got 61s"),
+        (("load.timeout", "2m"), "load.timeout", "expected 0 < duration <= 60s, got 2m"),
         (("objectives.lost_acked_writes", -1), "objectives.lost_acked_writes",
          "expected int >= 0, got -1"),
         (("analysis.rho", 0), "analysis.rho", "expected 0 < float <= 1, got 0"),
@@ -252,7 +258,11 @@ def test_closed_sets_list_their_values(edit: tuple[str, Any], field: str, messag
         (("stack", [1]), "stack", "expected mapping, got a list"),
         (("timeline.faults", "x"), "timeline.faults", "expected list of faults, got 'x'"),
         (("timeline.faults[0].repeat", 0), "timeline.faults[0].repeat",
-         "expected int >= 1, got 0"),
+         "expected 1 <= int <= 1000, got 0"),
+        (("timeline.faults[0].repeat", 1001), "timeline.faults[0].repeat",
+         "expected 1 <= int <= 1000, got 1001"),
+        (("analysis.min_bucket_requests", float("inf")), "analysis.min_bucket_requests",
+         "expected float >= 0, got inf"),
         (("timeline.faults[0].power_down", 7), "timeline.faults[0].power_down",
          "expected zone, got 7"),
     ],
@@ -309,7 +319,7 @@ def test_missing_required_fields_are_named() -> None:
 def test_several_problems_are_all_reported() -> None:
     err = refused(("load.users", 0), ("stack.provider", "k8s"))
     assert err.field == "stack.provider"  # the first, in declaration order
-    assert "\n  also load.users: expected int >= 1, got 0" in err.message
+    assert "\n  also load.users: expected 1 <= int <= 5000, got 0" in err.message
 
 
 def test_unknown_stack_knob_lists_the_allowed_ones() -> None:
@@ -407,7 +417,8 @@ def test_same_fault_on_same_target_must_not_overlap() -> None:
               {"at": "10s", "for": "2s", "partition": "api->store-east", "mode": "reset"}]
     err = refused(("timeline.faults", faults))
     assert err.field == "timeline.faults[1]"
-    assert err.message == ("overlaps faults[0] (partition api->store-east at 5s for 10s): two "
+    assert err.message == ("faults[1] (partition api->store-east at 10s for 2s) overlaps "
+                           "faults[0] (partition api->store-east at 5s for 10s): two "
                            "partition faults on api->store-east at once")
     faults[1]["at"] = "15s"  # back to back is fine
     assert len(parse(("timeline.faults", faults)).timeline.faults) == 2
@@ -493,7 +504,7 @@ def test_fails_on_needs_expect_fail_and_real_objectives() -> None:
     err = refused(("expect", "fail"), ("fails_on", ["recovery", "rto.upload"]))
     assert err.field == "fails_on[1]"
     assert err.message == ("'rto.upload' is not an objective of this drill; objectives: "
-                           "lost_acked_writes, counters, split_brain, recovery")
+                           "lost_acked_writes, counters, zero_reads, split_brain, recovery")
     ok = parse(("expect", "fail"), ("fails_on", ["recovery"]))
     assert ok.fails_on == ("recovery",)
 
@@ -510,13 +521,19 @@ def judged(expect: str, fails_on: list[str] | None = None) -> DrillSpec:
 
 
 ALL_PASS = {"rto.upload": True, "rto.feed": True, "lost_acked_writes": True, "counters": True,
-            "split_brain": True, "recovery": True}
+            "zero_reads": True, "split_brain": True, "recovery": True}
 
 
 def test_objective_names_follow_the_objectives() -> None:
     assert judged("pass").objectives.names() == tuple(ALL_PASS)
     spec = parse(("objectives", {"counters": "ignore", "recovery": "ignore"}))
-    assert spec.objectives.names() == ("lost_acked_writes", "split_brain")
+    assert spec.objectives.names() == ("lost_acked_writes", "zero_reads", "split_brain")
+    spec = parse(("objectives", {"zero_reads": "ignore", "exposure": {"min_writes_at_risk": 5}}))
+    assert spec.objectives.names() == ("lost_acked_writes", "counters", "split_brain",
+                                       "recovery", "exposure")
+    spec = parse(("objectives.zero_reads", "fresh"))
+    assert spec.objectives.names() == ("lost_acked_writes", "counters", "zero_reads",
+                                       "split_brain", "recovery")
 
 
 def test_expect_pass_needs_every_objective() -> None:
@@ -593,9 +610,11 @@ def test_node_faults_must_not_overlap_on_a_node() -> None:
     with pytest.raises(SpecError) as info:
         validate_targets(spec, TOPOLOGY)
     assert info.value.field == "timeline.faults[1]"
-    assert info.value.message == ("overlaps faults[0] (power_down dc-east at 5s for 10s) on "
-                                  "node store-east: faults stopping one node must not overlap "
-                                  "in time")
+    assert info.value.message == (
+        "faults[1] (crash store-east at 8s for 1s) overlaps faults[0] (power_down dc-east at 5s "
+        "for 10s) on node store-east (from 8s): both stop it at once, and reverting one would "
+        "restart it while the other still holds it down; faults stopping one node must not "
+        "overlap in time")
     after = targets_of({"at": "5s", "for": "10s", "power_down": "dc-east"},
                        {"at": "15s", "for": "1s", "crash": "store-east"})
     validate_targets(after, TOPOLOGY)
@@ -651,3 +670,492 @@ def test_analysis_defaults_match_the_checks() -> None:
     assert checks.AnalysisParams(bucket_s=a.bucket, hold_s=a.hold, rho=a.rho, epsilon=a.epsilon,
                                  min_bucket_requests=a.min_bucket_requests) == (
         checks.AnalysisParams())
+
+
+# ---------------------------------------------------------------- planted bugs (stack.config.bugs)
+
+
+def test_no_bugs_by_default_and_the_mapping_hides_them() -> None:
+    cfg = parse().stack.config
+    assert cfg.bugs == () and "bugs" not in cfg and dict(cfg) == {}
+    with pytest.raises(KeyError):
+        cfg["bugs"]
+
+
+def test_bugs_are_a_tuple_of_names_in_the_mapping() -> None:
+    cfg = parse(("stack.config", {"bugs": ["no-fencing", "ack-before-fsync"],
+                                  "fsync": "always"})).stack.config
+    assert cfg.bugs == ("no-fencing", "ack-before-fsync")
+    assert dict(cfg) == {"fsync": "always", "bugs": ("no-fencing", "ack-before-fsync")}
+    assert list(cfg) == ["fsync", "bugs"] and len(cfg) == 2
+    assert knob_env(cfg) == {"CLIPSTREAM_FSYNC": "always",
+                             "CLIPSTREAM_BUGS": "no-fencing,ack-before-fsync"}
+
+
+def test_bugs_as_text_are_comma_separated() -> None:
+    cfg = parse(("stack.config.bugs", "no-fencing, count-retries-twice")).stack.config
+    assert cfg.bugs == ("no-fencing", "count-retries-twice")
+
+
+def test_the_known_bugs_are_defined_once_in_clipstream() -> None:
+    assert list(BUGS) == ["ack-before-fsync", "ack-before-replication",
+                          "promote-lagging-replica", "no-fencing", "count-retries-twice",
+                          "zero-counts-when-degraded", "failback-with-stale-data"]
+    assert all(isinstance(v, str) and v for v in BUGS.values())
+    assert KNOBS["bugs"] == ("CLIPSTREAM_BUGS", "list")
+    assert set(KNOBS) == set(STACK_KNOBS)
+
+
+def test_the_harness_and_clipstream_know_the_same_bugs() -> None:
+    service = pytest.importorskip("clipstream.bugs")  # a test may see both sides
+    assert set(BUGS) == {str(name) for name in service.KNOWN_BUGS}
+
+
+def test_unknown_bug_lists_the_known_ones() -> None:
+    err = refused(("stack.config.bugs", ["no-fencing", "no-fence"]))
+    assert err.field == "stack.config.bugs[1]"
+    assert err.message == ("unknown bug 'no-fence'; did you mean 'no-fencing'? (known: "
+                           + ", ".join(BUGS) + ")")
+
+
+def test_a_bug_listed_twice_is_refused() -> None:
+    err = refused(("stack.config.bugs", ["no-fencing", "ack-before-fsync", "no-fencing"]))
+    assert (err.field, err.message) == (
+        "stack.config.bugs[2]", "'no-fencing' is listed twice (bugs[0] and bugs[2])")
+
+
+@pytest.mark.parametrize(("value", "field", "message"), [
+    (5, "stack.config.bugs", "expected list of bug names, got 5"),
+    ([5], "stack.config.bugs[0]", "expected list of bug names; item 0 is 5"),
+    ({"a": 1}, "stack.config.bugs", "expected list of bug names, got a mapping"),
+])
+def test_bugs_must_be_a_list_of_names(value: Any, field: str, message: str) -> None:
+    err = refused(("stack.config.bugs", value))
+    assert (err.field, err.message) == (field, message)
+
+
+def test_without_a_target_bug_names_are_checked_for_shape_only() -> None:
+    raw = {**yaml.safe_load(drill()), "stack": {"config": {"bugs": ["some-future-bug"]}}}
+    assert DrillSpec.model_validate(raw).stack.config.bugs == ("some-future-bug",)
+    with pytest.raises(ValueError, match="expected a bug name"):
+        DrillSpec.model_validate({**raw, "stack": {"config": {"bugs": ["Bad Name"]}}})
+    with pytest.raises(ValueError, match="listed twice"):
+        DrillSpec.model_validate({**raw, "stack": {"config": {"bugs": ["a", "a"]}}})
+
+
+def test_knob_env_joins_bugs_and_refuses_unknown_ones() -> None:
+    assert knob_env({"bugs": ()}) == {"CLIPSTREAM_BUGS": ""}
+    assert knob_env({"bugs": ["no-fencing"]}) == {"CLIPSTREAM_BUGS": "no-fencing"}
+    assert knob_env({"bugs": "no-fencing,zero-counts-when-degraded"}) == {
+        "CLIPSTREAM_BUGS": "no-fencing,zero-counts-when-degraded"}
+    with pytest.raises(KeyError):
+        knob_env({"bugs": ["made-up"]})
+    spec = parse(("stack.config", {"bugs": ["no-fencing"], "detection": "2s"}))
+    dumped = spec.stack.config.model_dump(exclude_none=True)  # what the providers pass
+    assert knob_env(dumped) == {"CLIPSTREAM_DETECTION_MS": "2000",
+                                "CLIPSTREAM_BUGS": "no-fencing"}
+
+
+# ---------------------------------------------------------------- load: retries, bursts, hot keys
+
+
+def test_load_risk_defaults() -> None:
+    load = parse().load
+    assert load.retries == 2
+    assert (load.burst.multiplier, load.burst.width, load.burst.at_revert) == (1.0, 2.0, False)
+    assert (load.hot.videos, load.hot.share) == (4, 0.5)
+
+
+def test_load_risk_values_are_read() -> None:
+    load = parse(("load", {"retries": 0, "burst": {"multiplier": 3, "width": "500ms",
+                                                   "at_revert": True},
+                           "hot": {"videos": 0, "share": 1}})).load
+    assert load.retries == 0
+    assert (load.burst.multiplier, load.burst.width, load.burst.at_revert) == (3.0, 0.5, True)
+    assert (load.hot.videos, load.hot.share) == (0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (("load.retries", -1), "load.retries", "expected 0 <= int <= 10, got -1"),
+        (("load.retries", 11), "load.retries", "expected 0 <= int <= 10, got 11"),
+        (("load.retries", 1.5), "load.retries", "expected 0 <= int <= 10, got 1.5"),
+        (("load.burst", {"multiplier": 0.5}), "load.burst.multiplier",
+         "expected 1 <= float <= 100, got 0.5"),
+        (("load.burst", {"multiplier": 101}), "load.burst.multiplier",
+         "expected 1 <= float <= 100, got 101"),
+        (("load.burst", {"multiplier": float("inf")}), "load.burst.multiplier",
+         "expected 1 <= float <= 100, got inf"),
+        (("load.burst", {"width": "61s"}), "load.burst.width",
+         "expected 0 < duration <= 60s, got 61s"),
+        (("load.burst", {"at_revert": "maybe"}), "load.burst.at_revert",
+         "expected bool, got 'maybe'"),
+        (("load.burst", {"at_revrt": True}), "load.burst.at_revrt",
+         "unknown field 'at_revrt'; did you mean 'at_revert'? (allowed: multiplier, width, "
+         "at_revert)"),
+        (("load.hot", {"videos": -1}), "load.hot.videos", "expected 0 <= int <= 1000, got -1"),
+        (("load.hot", {"videos": 1001}), "load.hot.videos",
+         "expected 0 <= int <= 1000, got 1001"),
+        (("load.hot", {"share": 1.5}), "load.hot.share", "expected 0 <= float <= 1, got 1.5"),
+        (("load.hot", {"share": -0.1}), "load.hot.share", "expected 0 <= float <= 1, got -0.1"),
+        (("load.hot", 3), "load.hot", "expected mapping, got 3"),
+    ],
+)
+def test_load_risk_bounds(edit: tuple[str, Any], field: str, message: str) -> None:
+    err = refused(edit)
+    assert (err.field, err.message) == (field, message)
+
+
+def test_burst_width_must_be_positive() -> None:
+    err = refused(("load.burst", {"width": 0}))
+    assert err.field == "load.burst.width" and "expected a duration > 0" in err.message
+
+
+def test_load_upper_bounds_are_accepted_exactly() -> None:
+    load = parse(("load", {"users": 5000, "rate": 10000, "timeout": "60s", "retries": 10,
+                           "burst": {"multiplier": 100, "width": "1m"},
+                           "hot": {"videos": 1000}})).load
+    assert (load.users, load.rate, load.timeout, load.retries) == (5000, 10000.0, 60.0, 10)
+    assert (load.burst.multiplier, load.burst.width, load.hot.videos) == (100.0, 60.0, 1000)
+
+
+# ---------------------------------------------------------------- objectives: zero reads, exposure
+
+
+def test_zero_reads_and_exposure_defaults() -> None:
+    o = parse().objectives
+    assert o.zero_reads == "forbid" and o.exposure is None
+    assert parse().analysis.exposure_window == 1.0
+
+
+def test_exposure_objective_is_read() -> None:
+    o = parse(("objectives.exposure", {"min_writes_at_risk": 25})).objectives
+    assert o.exposure is not None and o.exposure.min_writes_at_risk == 25
+    assert o.names()[-1] == "exposure"
+    assert parse(("objectives.exposure", {"min_writes_at_risk": 0})).objectives.exposure
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (("objectives.zero_reads", "stale"), "objectives.zero_reads",
+         "expected one of forbid, fresh, ignore; got 'stale'"),
+        (("objectives.exposure", {"min_writes_at_risk": -1}),
+         "objectives.exposure.min_writes_at_risk", "expected int >= 0, got -1"),
+        (("objectives.exposure", {"min_writes_at_risk": 2.5}),
+         "objectives.exposure.min_writes_at_risk", "expected int >= 0, got 2.5"),
+        (("objectives.exposure", 5), "objectives.exposure", "expected mapping, got 5"),
+        (("analysis.exposure_window", "soon"), "analysis.exposure_window",
+         "expected a duration such as 500ms, 10s, 2m or a number of seconds, got 'soon'"),
+        (("analysis.exposure_window", 0), "analysis.exposure_window",
+         "expected a duration > 0 such as 500ms, 10s, 2m or a number of seconds, got 0"),
+    ],
+)
+def test_new_objective_errors(edit: tuple[str, Any], field: str, message: str) -> None:
+    err = refused(edit)
+    assert (err.field, err.message) == (field, message)
+
+
+def test_exposure_needs_its_minimum() -> None:
+    err = refused(("objectives.exposure", {}))
+    assert err.field == "objectives.exposure.min_writes_at_risk"
+    assert err.message.startswith("required field missing: expected int >= 0 (Fewest writes")
+
+
+def test_judging_counts_zero_reads_and_exposure() -> None:
+    spec = parse(("objectives.exposure", {"min_writes_at_risk": 10}))
+    ok = dict.fromkeys(spec.objectives.names(), True)
+    assert spec.judge(ok) is True
+    assert spec.judge({**ok, "zero_reads": False}) is False
+    assert spec.judge({**ok, "exposure": None}) is None
+    assert spec.judge({**ok, "exposure": False}) is False
+    fail = parse(("expect", "fail"), ("fails_on", ["zero_reads"]))
+    ok = dict.fromkeys(fail.objectives.names(), True)
+    assert fail.judge({**ok, "zero_reads": False}) is True
+    assert fail.judge({**ok, "counters": False}) is False
+
+
+# ---------------------------------------------------------------- the nemesis schedule
+
+NEMESIS: dict[str, Any] = {
+    "seed": 42, "rounds": 20, "interval": ["1s", "3s"], "duration": ["500ms", "2s"],
+    "faults": [{"power_down": "dc-west"},
+               {"partition": "store-east->store-west", "mode": "blackhole"},
+               {"latency": "api->store-east", "ms": 200}],
+}
+
+
+def nemesis(**changes: Any) -> DrillSpec:
+    n = {k: v for k, v in {**NEMESIS, **changes}.items() if v is not None}
+    return parse(("timeline.faults", []), ("timeline.nemesis", n))
+
+
+def test_nemesis_expands_deterministically_from_its_seed() -> None:
+    a, b = nemesis(), nemesis()
+    assert a.timeline.all_faults == b.timeline.all_faults
+    assert len(a.timeline.all_faults) == 20
+    assert nemesis(seed=43).timeline.all_faults != a.timeline.all_faults
+    kinds = {f.kind for f in a.timeline.all_faults}
+    assert kinds == {"power_down", "partition", "latency"}  # 20 rounds pick every template
+    lat = next(f for f in a.timeline.all_faults if f.kind == "latency")
+    assert dict(lat.params) == {"ms": 200, "jitter": 0}
+    part = next(f for f in a.timeline.all_faults if f.kind == "partition")
+    assert dict(part.params) == {"mode": "blackhole"}
+
+
+def test_nemesis_expansion_is_pinned() -> None:
+    """A seed must replay the same schedule on every machine and Python version we run on."""
+    got = [f.describe() for f in nemesis(rounds=3).timeline.all_faults]
+    assert got == ["partition store-east->store-west at 5s for 537ms",
+                   "power_down dc-west at 7.087s for 1.605s",
+                   "latency api->store-east at 11.046s for 630ms"]
+    rounds = nemesis(rounds=20).timeline.all_faults
+    assert [f.describe() for f in rounds[:3]] == got  # more rounds only append
+
+
+def test_nemesis_rounds_follow_each_other_within_bounds() -> None:
+    t = nemesis().timeline
+    faults = t.all_faults
+    assert faults[0].at == t.baseline
+    for f in faults:
+        assert 0.5 <= f.for_ <= 2.0 and f.repeat == 1
+        assert round(f.at * 1000) / 1000 == f.at and round(f.for_ * 1000) / 1000 == f.for_
+    for a, b in itertools.pairwise(faults):
+        pause = b.at - (a.at + a.for_)
+        assert 1.0 - 1e-9 <= pause <= 3.0 + 1e-9
+        assert not a.windows()[0].overlaps(b.windows()[0])
+
+
+def test_nemesis_start_defaults_to_the_baseline_and_may_be_later() -> None:
+    assert nemesis().timeline.all_faults[0].at == 5.0
+    assert nemesis(start="12.5s").timeline.all_faults[0].at == 12.5
+    err = refused(("timeline.faults", []), ("timeline.nemesis", {**NEMESIS, "start": "2s"}))
+    assert (err.field, err.message) == (
+        "timeline.nemesis.start", "the nemesis must start at or after the baseline (5s), got 2s")
+
+
+def test_one_duration_means_a_fixed_value() -> None:
+    faults = nemesis(duration="2s", interval=0).timeline.all_faults
+    assert all(f.for_ == 2.0 for f in faults)
+    assert [f.at for f in faults[:3]] == [5.0, 7.0, 9.0]  # back to back: touching is fine
+
+
+def test_seed_is_drawn_and_recorded_when_absent() -> None:
+    spec = nemesis(seed=None)
+    seed = spec.timeline.nemesis.seed  # type: ignore[union-attr]
+    assert isinstance(seed, int) and 0 <= seed < 10**9
+    text = spec.to_yaml()
+    assert f"seed: {seed}" in text
+    again = parse_drill(text, source="again.yaml")
+    assert again.timeline.all_faults == spec.timeline.all_faults
+    assert again.model_dump() == spec.model_dump()
+
+
+def test_fixed_faults_come_first_and_ids_are_indices() -> None:
+    spec = parse(("timeline.faults", [{"at": "5s", "for": "1s", "crash": "api"}]),
+                 ("timeline.nemesis", {**NEMESIS, "rounds": 3, "start": "20s"}))
+    t = spec.timeline
+    assert len(t.faults) == 1 and len(t.all_faults) == 4
+    assert t.all_faults[0] == t.faults[0]
+    assert [i for i, _ in t.windows()] == [0, 1, 2, 3]
+    assert t.fault_end == max(w.off for _, w in t.windows())
+    assert t.load_duration == t.fault_end + 20.0
+    assert t.fault_ref(0) == "faults[0]" and t.fault_ref(2) == "fault 2 (nemesis round 2)"
+
+
+def test_to_yaml_keeps_the_fixed_faults_and_the_nemesis_apart() -> None:
+    spec = parse(("timeline.nemesis", {**NEMESIS, "start": "20s"}))
+    data = yaml.safe_load(spec.to_yaml())["timeline"]
+    assert len(data["faults"]) == 1 and data["nemesis"]["seed"] == 42
+    assert data["nemesis"]["interval"] == ["1s", "3s"]
+    again = parse_drill(spec.to_yaml())
+    assert again.timeline.all_faults == spec.timeline.all_faults
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"rounds": 0}, "timeline.nemesis.rounds", "expected 1 <= int <= 200, got 0"),
+        ({"rounds": 201}, "timeline.nemesis.rounds", "expected 1 <= int <= 200, got 201"),
+        ({"seed": -1}, "timeline.nemesis.seed", "expected 0 <= int <= 2^63-1, got -1"),
+        ({"seed": 2**63}, "timeline.nemesis.seed",
+         f"expected 0 <= int <= 2^63-1, got {2**63}"),
+        ({"seed": "abc"}, "timeline.nemesis.seed", "expected 0 <= int <= 2^63-1, got 'abc'"),
+        ({"interval": ["3s", "2s"]}, "timeline.nemesis.interval",
+         "expected [min, max] with min <= max, got [3s, 2s]"),
+        ({"duration": ["2s", "1s"]}, "timeline.nemesis.duration",
+         "expected [min, max] with min <= max, got [2s, 1s]"),
+        ({"interval": ["1s"]}, "timeline.nemesis.interval",
+         "expected [min, max] (two durations) or one duration, got a list of 1"),
+        ({"duration": ["1s", "2s", "3s"]}, "timeline.nemesis.duration",
+         "expected [min, max] (two durations) or one duration, got a list of 3"),
+        ({"duration": ["1s", "2h"]}, "timeline.nemesis.duration[1]",
+         "expected at most 1h, got 2h"),
+        ({"interval": ["0s", "61m"]}, "timeline.nemesis.interval[1]",
+         "expected at most 1h, got 61m"),
+        ({"duration": ["0s", "2s"]}, "timeline.nemesis.duration[0]",
+         "expected a duration > 0 such as 500ms, 10s, 2m or a number of seconds, got '0s'"),
+        ({"faults": []}, "timeline.nemesis.faults",
+         "expected at least one fault template, e.g. [{power_down: dc-west}]"),
+        ({"rounds": None}, "timeline.nemesis.rounds",
+         "required field missing: expected 1 <= int <= 200 (How many faults to inject, one "
+         "per round.)"),
+        ({"sede": 1}, "timeline.nemesis.sede",
+         "unknown field 'sede'; did you mean 'seed'? (allowed: seed, start, rounds, interval, "
+         "duration, faults)"),
+    ],
+)
+def test_nemesis_errors_name_the_field(changes: dict[str, Any], field: str,
+                                       message: str) -> None:
+    n = {k: v for k, v in {**NEMESIS, **changes}.items() if v is not None}
+    err = refused(("timeline.nemesis", n))
+    assert (err.field, err.message) == (field, message)
+
+
+@pytest.mark.parametrize(
+    ("template", "field", "message"),
+    [
+        ({"powerdown": "dc-west"}, "timeline.nemesis.faults[1].powerdown",
+         "unknown field 'powerdown'; did you mean 'power_down'? (allowed: power_down, crash, "
+         "freeze, partition, latency, bandwidth, mode, ms, jitter, kbps)"),
+        ({}, "timeline.nemesis.faults[1]", "a fault needs exactly one kind key, got none; "
+         "kinds: power_down, crash, freeze, partition, latency, bandwidth"),
+        ({"partition": "api->store-east", "ms": 5}, "timeline.nemesis.faults[1].ms",
+         "'ms' does not apply to a partition fault (partition takes: mode)"),
+        ({"latency": "api->store-east"}, "timeline.nemesis.faults[1].ms",
+         "a latency fault needs ms (the added delay, int >= 1)"),
+        ({"partition": "api->store-east", "mode": "drop"}, "timeline.nemesis.faults[1].mode",
+         "expected one of down, blackhole, reset; got 'drop'"),
+        ({"crash": "api", "at": "5s"}, "timeline.nemesis.faults[1].at",
+         "a nemesis fault takes no at: the schedule draws when each fault starts and how long "
+         "it lasts (see nemesis start, interval, duration)"),
+        ({"crash": "api", "for": "5s"}, "timeline.nemesis.faults[1].for",
+         "a nemesis fault takes no for: the schedule draws when each fault starts and how long "
+         "it lasts (see nemesis start, interval, duration)"),
+    ],
+)
+def test_nemesis_templates_are_validated_like_faults(template: dict[str, Any], field: str,
+                                                     message: str) -> None:
+    err = refused(("timeline.nemesis", {**NEMESIS, "faults": [{"crash": "api"}, template]}))
+    assert (err.field, err.message) == (field, message)
+
+
+def test_generated_faults_obey_the_same_target_rule() -> None:
+    err = refused(("timeline.faults", [{"at": "6s", "for": "1s", "power_down": "dc-west"}]),
+                  ("timeline.nemesis", {**NEMESIS, "faults": [{"power_down": "dc-west"}],
+                                        "duration": "2s"}))
+    assert err.field == "timeline.faults[0]"
+    assert err.message == ("faults[0] (power_down dc-west at 6s for 1s) overlaps fault 1 "
+                           "(nemesis round 1: power_down dc-west at 5s for 2s): two power_down "
+                           "faults on dc-west at once")
+
+
+def test_settle_check_sees_generated_faults() -> None:
+    err = refused(("timeline.faults", []), ("timeline.settle", "1s"),
+                  ("timeline.nemesis", NEMESIS))
+    assert err.field == "timeline.settle"
+
+
+def test_injection_offsets() -> None:
+    spec = parse(("timeline.faults", [
+        {"at": "5s", "for": "2s", "crash": "api"},
+        {"at": "5s", "for": "1s", "latency": "api->store-east", "ms": 5},
+        {"at": "10s", "for": "1s", "power_down": "dc-west", "repeat": 2, "every": "3s"}]))
+    t = spec.timeline
+    assert t.injection_offsets() == (5.0, 10.0, 13.0)
+    assert t.injection_offsets(at_revert=True) == (5.0, 6.0, 7.0, 10.0, 11.0, 13.0, 14.0)
+    assert parse(("timeline.faults", [])).timeline.injection_offsets(True) == ()
+    n = nemesis(rounds=4).timeline
+    assert n.injection_offsets() == tuple(f.at for f in n.all_faults)
+
+
+# ---------------------------------------------------------------- schedules that cannot be reverted
+
+
+def unrevertable(*faults: dict[str, Any], **nem: Any) -> SpecError:
+    spec = parse(("timeline.faults", list(faults)), *(
+        [("timeline.nemesis", {**NEMESIS, **nem})] if nem else []))
+    with pytest.raises(SpecError) as info:
+        validate_targets(spec, TOPOLOGY)
+    assert info.value.source == "t.yaml"
+    return info.value
+
+
+def test_freeze_and_crash_of_one_node_cannot_overlap() -> None:
+    err = unrevertable({"at": "5s", "for": "10s", "freeze": "store-west"},
+                       {"at": "6s", "for": "2s", "crash": "store-west"})
+    assert err.field == "timeline.faults[1]"
+    assert err.message.startswith(
+        "faults[1] (crash store-west at 6s for 2s) overlaps faults[0] (freeze store-west at 5s "
+        "for 10s) on node store-west (from 6s): both stop it at once")
+
+
+def test_a_flap_window_overlapping_a_crash_is_found() -> None:
+    flap = {"at": "5s", "for": "2s", "power_down": "dc-east", "repeat": 3, "every": "10s"}
+    validate_targets(targets_of(flap, {"at": "8s", "for": "5s", "crash": "store-east"}),
+                     TOPOLOGY)  # in the gap between windows 1 and 2: fine
+    err = unrevertable(flap, {"at": "20s", "for": "10s", "crash": "store-east"})
+    assert err.field == "timeline.faults[0]"  # its third window starts inside the crash
+    assert err.message.startswith(
+        "faults[0] (power_down dc-east at 5s for 2s x3 every 10s) overlaps faults[1] (crash "
+        "store-east at 20s for 10s) on node store-east (from 25s)")
+
+
+def test_link_faults_may_overlap_node_faults() -> None:
+    spec = targets_of({"at": "5s", "for": "10s", "power_down": "dc-east"},
+                      {"at": "5s", "for": "10s", "latency": "store-east->store-west", "ms": 50},
+                      {"at": "6s", "for": "2s", "partition": "api->store-east"},
+                      {"at": "6s", "for": "2s", "crash": "store-west"},
+                      {"at": "7s", "for": "3s", "freeze": "coordinator"})
+    validate_targets(spec, TOPOLOGY)
+
+
+def test_a_generated_fault_stopping_a_stopped_node_is_refused() -> None:
+    err = unrevertable({"at": "5s", "for": "30s", "crash": "store-west"},
+                       faults=[{"power_down": "dc-west"}], rounds=1, duration="1s")
+    assert err.field == "timeline.nemesis"
+    assert err.message.startswith(
+        "fault 1 (nemesis round 1: power_down dc-west at 5s for 1s) overlaps faults[0] (crash "
+        "store-west at 5s for 30s) on node store-west (from 5s)")
+
+
+def test_nemesis_templates_targets_are_checked() -> None:
+    spec = parse(("timeline.nemesis", {**NEMESIS, "start": "20s", "faults": [
+        {"power_down": "dc-west"}, {"power_down": "dc-wset"}]}))
+    with pytest.raises(SpecError) as info:
+        validate_targets(spec, TOPOLOGY)
+    assert info.value.field == "timeline.nemesis.faults[1].power_down"
+    assert info.value.message.startswith("unknown zone 'dc-wset'; did you mean 'dc-west'?")
+
+
+def many_faults(n: int) -> dict[str, Any]:
+    """n faults, every one stopping store-east back to back (worst case for a pairwise check),
+    plus link faults overlapping all of them."""
+    faults: list[dict[str, Any]] = []
+    for i in range(n):
+        kind = ("crash", "freeze")[i % 2]
+        faults.append({"at": 5 + 2 * i, "for": 2, kind: "store-east"})
+    faults.append({"at": 5, "for": 2 * n, "latency": "api->store-east", "ms": 5})
+    return {**yaml.safe_load(drill()), "timeline": {"baseline": 5, "faults": faults}}
+
+
+def test_two_thousand_faults_validate_quickly() -> None:
+    import time
+
+    def validate(n: int) -> float:
+        start = time.perf_counter()
+        spec = DrillSpec.model_validate(many_faults(n))
+        validate_targets(spec, TOPOLOGY)
+        assert len(spec.timeline.all_faults) == n + 1
+        return time.perf_counter() - start
+
+    validate(200)  # warm up
+    assert validate(2000) < 2.0  # a pairwise check takes far longer (2 million pairs)
+    spec = DrillSpec.model_validate(many_faults(2000))
+    bad = [*spec.timeline.faults, spec.timeline.faults[0].model_copy(update={"at": 4003.0})]
+    clash = spec.model_copy(update={"timeline": spec.timeline.model_copy(
+        update={"faults": tuple(bad)})})
+    with pytest.raises(SpecError, match=r"timeline.faults\[2001\]: faults\[2001\] \(crash "
+                                        r"store-east at 4003s for 2s\) overlaps faults\[1999\]"):
+        validate_targets(clash, TOPOLOGY)

@@ -6,8 +6,11 @@ globals. The engine composes them:
 
 - `check_rto` (per class and fault; `measure_rtos` / `judge_rto` give the `Rto` records)
 - `check_acked_writes` (lost / unexpected uploads) and `check_rpo`
-- `check_counters` (view/like bounds) and `check_zero_reads`
-- `check_split_brain` (same-epoch / stale-epoch acks, divergent replicas)
+- `check_counters` (view/like bounds) and `check_zero_reads` (stats reads and feed/search
+  items; degraded reads optionally left out)
+- `check_split_brain` (from the history: overlapping acks and vanished reads; from the
+  epochs: same-epoch / stale-epoch acks; divergent replicas)
+- `check_exposure` (what each fault put at risk; `measure_exposure` gives the `Exposure`)
 
 plus `series_by_class` / `bucket_series` for plots and live views, and `completions` /
 `outcomes` to pair a history's invokes with their completions.
@@ -22,32 +25,45 @@ from drills.checks.counters import (
     counter_bounds,
     zero_reads,
 )
-from drills.checks.history import Completion, by_id, completions, outcomes
+from drills.checks.exposure import Exposure, FaultExposure, check_exposure, measure_exposure
+from drills.checks.history import INCREMENTS, WRITES, Completion, by_id, completions, outcomes
 from drills.checks.params import AnalysisParams
 from drills.checks.rto import Rto, check_rto, judge_rto, measure_rto, measure_rtos
 from drills.checks.splitbrain import (
     EpochConflict,
+    OverlappingAck,
     StaleAck,
+    VanishedRead,
     check_split_brain,
     divergent_keys,
+    overlapping_acks,
+    vanished_reads,
+    winner_first_ack,
 )
 from drills.checks.writes import WriteSets, check_acked_writes, check_rpo, observed_rpo, write_sets
 
 __all__ = [
+    "INCREMENTS",
+    "WRITES",
     "AnalysisParams",
     "Bucket",
     "Completion",
     "CounterBound",
     "EpochConflict",
+    "Exposure",
+    "FaultExposure",
+    "OverlappingAck",
     "Rto",
     "Series",
     "StaleAck",
+    "VanishedRead",
     "WriteSets",
     "ZeroRead",
     "bucket_series",
     "by_id",
     "check_acked_writes",
     "check_counters",
+    "check_exposure",
     "check_rpo",
     "check_rto",
     "check_split_brain",
@@ -56,11 +72,15 @@ __all__ = [
     "counter_bounds",
     "divergent_keys",
     "judge_rto",
+    "measure_exposure",
     "measure_rto",
     "measure_rtos",
     "observed_rpo",
     "outcomes",
+    "overlapping_acks",
     "series_by_class",
+    "vanished_reads",
+    "winner_first_ack",
     "write_sets",
     "zero_reads",
 ]

@@ -13,8 +13,13 @@ every video of the final read, every key of its counter maps; a missing counter 
 Below the lower bound = lost increments; above the upper bound = double counting.
 
 Zero reads: a successful read (``f="read"``, ``ok``) that saw a counter at 0 while increments
-of that counter for that video had been acknowledged before the read was invoked. Reads with
-no invoke entry are skipped (their start is unknown), as are counters the read did not report.
+of that counter for that video had been acknowledged before the read was invoked. A stats read
+reports one video (``video``, ``views``, ``likes``); a feed or search read reports each video it
+showed (``items``), and each item is judged like a stats read of that video invoked when the
+feed read was. An increment counts as acknowledged from its first ``ok`` (attempts merged by
+op id). Reads with no invoke entry are skipped (their start is unknown), as are counters the
+read did not report. Reads answered as degraded (``degraded`` True: by a replica, allowed to
+be stale) are judged unless ``include_degraded`` is False, and counted apart either way.
 """
 
 from __future__ import annotations
@@ -57,7 +62,11 @@ class CounterBound:
 
 @dataclass(frozen=True, slots=True)
 class ZeroRead:
-    """A read that returned 0 for a counter with ``acked_before`` increments acked earlier."""
+    """A read that returned 0 for a counter with ``acked_before`` increments acked earlier.
+
+    ``degraded`` is the read's own flag (None = unknown); ``item`` is True when the 0 was one
+    item of a feed or search read rather than a stats read.
+    """
 
     read_id: str
     video: str
@@ -65,6 +74,8 @@ class ZeroRead:
     invoked_at: float
     acked_before: int
     store: str | None
+    degraded: bool | None = None
+    item: bool = False
 
 
 def _tallies(ops: Iterable[Completion], counter: Counter) -> dict[str, tuple[int, int]]:
@@ -149,9 +160,25 @@ def check_counters(
     )
 
 
-def zero_reads(history: Iterable[Op]) -> tuple[ZeroRead, ...]:
-    """Every read that saw 0 for a counter with increments acked before its invoke."""
-    ops = completions(history)
+def _seen(c: Completion) -> list[tuple[str, int | None, int | None, bool]]:
+    """What one ok read reported: (video, views, likes, from an item) per video shown."""
+    out: list[tuple[str, int | None, int | None, bool]] = []
+    if c.video is not None:
+        out.append((c.video, c.views, c.likes, False))
+    out.extend((video, views, likes, True) for video, views, likes in c.items or ())
+    return out
+
+
+def _judged_reads(ops: Iterable[Completion], *, include_degraded: bool) -> list[Completion]:
+    """The ok reads with a known invoke time that report something, minus skipped degraded."""
+    return [c for c in ops
+            if c.f == "read" and c.type == "ok" and c.invoked_at is not None
+            and (c.video is not None or c.items is not None)
+            and (include_degraded or c.degraded is not True)]
+
+
+def _ack_times(ops: Iterable[Completion]) -> dict[tuple[str, Counter], list[float]]:
+    """(video, counter) -> sorted first-ack times of its increments (attempts merged by id)."""
     acks: dict[tuple[str, Counter], list[float]] = {}
     for c in by_id(ops).values():
         for counter, f in INCREMENT_OF.items():
@@ -159,32 +186,57 @@ def zero_reads(history: Iterable[Op]) -> tuple[ZeroRead, ...]:
                 acks.setdefault((c.video, counter), []).append(c.completed_at)
     for times in acks.values():
         times.sort()
-    found: list[ZeroRead] = []
-    for c in ops:
-        if c.f != "read" or c.type != "ok" or c.video is None or c.invoked_at is None:
-            continue
-        for counter in INCREMENT_OF:
-            seen = getattr(c, counter)
-            before = bisect.bisect_left(acks.get((c.video, counter), []), c.invoked_at)
-            if seen == 0 and before > 0:
-                found.append(ZeroRead(c.id, c.video, counter, c.invoked_at, before, c.store))
-    return tuple(sorted(found, key=lambda z: (z.invoked_at, z.read_id, z.counter)))
+    return acks
 
 
-def check_zero_reads(history: Iterable[Op]) -> CheckResult:
-    """Flag zero reads (module docstring). Metrics: ``zero_reads`` (count), ``zero_read_videos``.
+def zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> tuple[ZeroRead, ...]:
+    """Every read (or feed/search item) that saw 0 for a counter with increments acked before
+    its invoke (module docstring), earliest first; one per (read, video, counter)."""
+    ops = completions(history)
+    acks = _ack_times(ops)
+    found: dict[tuple[str, float, str, Counter], ZeroRead] = {}
+    for c in _judged_reads(ops, include_degraded=include_degraded):
+        start = c.invoked_at or 0.0
+        for video, views, likes, item in _seen(c):
+            for counter, seen in (("views", views), ("likes", likes)):
+                before = bisect.bisect_left(acks.get((video, counter), []), start)
+                key = (c.id, start, video, counter)
+                if seen == 0 and before > 0 and key not in found:
+                    found[key] = ZeroRead(c.id, video, counter, start, before, c.store,
+                                          c.degraded, item)
+    return tuple(sorted(found.values(), key=lambda z: (z.invoked_at, z.read_id, z.video,
+                                                       z.counter)))
 
-    Passed iff there is none; findings give each one (read id, video, counter, time, store).
+
+def check_zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> CheckResult:
+    """Flag zero reads (module docstring); ``include_degraded=False`` leaves degraded reads
+    unjudged (``zero_reads: fresh`` in a drill file).
+
+    Passed iff there is none. Metrics: ``zero_reads`` (how many (read, video, counter) saw
+    0), ``zero_read_videos``, ``zero_reads_degraded`` (how many of those came from degraded
+    reads), ``reads_judged`` (ok reads judged), ``reads_skipped_degraded``. Findings give each
+    one (read id, video, counter, time, store, degraded or not).
     """
-    found = zero_reads(history)
+    history = list(history)
+    ops = completions(history)
+    judged = _judged_reads(ops, include_degraded=include_degraded)
+    skipped = len(_judged_reads(ops, include_degraded=True)) - len(judged)
+    found = zero_reads(history, include_degraded=include_degraded)
+    degraded = sum(1 for z in found if z.degraded is True)
+    note = f" ({skipped} degraded reads not judged)" if skipped else ""
     return CheckResult(
         name="zero_reads",
         passed=not found,
-        summary="no read saw a counter at 0 after increments were acked" if not found else
-        f"{len(found)} reads saw a counter at 0 after increments were acked",
-        metrics={"zero_reads": len(found), "zero_read_videos": len({z.video for z in found})},
+        summary=(f"no read saw a counter at 0 after increments were acked ({len(judged)} reads "
+                 f"judged){note}" if not found else
+                 f"{len(found)} reads saw a counter at 0 after increments were acked "
+                 f"({degraded} of them degraded){note}"),
+        metrics={"zero_reads": len(found), "zero_read_videos": len({z.video for z in found}),
+                 "zero_reads_degraded": degraded, "reads_judged": len(judged),
+                 "reads_skipped_degraded": skipped},
         findings=bounded(
-            f"read {z.read_id} of {z.video} invoked at {at(z.invoked_at)} saw {z.counter}=0 "
-            f"after {z.acked_before} acked increments (store {z.store or '?'})" for z in found
+            f"read {z.read_id}{' (feed/search item)' if z.item else ''} of {z.video} invoked at "
+            f"{at(z.invoked_at)} saw {z.counter}=0 after {z.acked_before} acked increments "
+            f"(store {z.store or '?'}{', degraded' if z.degraded else ''})" for z in found
         ),
     )

@@ -29,6 +29,11 @@ from drills.model import Op, OpF
 
 CompletionType = Literal["ok", "fail", "info"]
 
+#: The ``f`` of operations that write: an upload, or one increment (a view or a like).
+WRITES: frozenset[str] = frozenset({"upload", "view", "like"})
+#: The ``f`` of increments (one view or one like of ``video``).
+INCREMENTS: frozenset[str] = frozenset({"view", "like"})
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:

@@ -1,7 +1,36 @@
-"""Split brain: conflicting acknowledgements across stores, and replicas that never converged.
+"""Split brain: two stores accepting writes at once, told by the history, by the epochs the
+stores reported, and by replicas that never converged.
 
-Evidence, from acknowledged writes (``ok`` uploads, views, likes) that carry ``store`` and
-``epoch``, and from the final read:
+Two sources judge the run while it was live; a third judges the stores after quiesce.
+
+**History** (``history``), from the ops alone, no epoch needed. The *winner* is the final
+read's primary and its snapshot the final state (`FinalRead.authoritative`). A write of the
+winner *survived* if its video is in the final state (the upload itself, or the video an
+increment counts). The winner was *acknowledging* at instant ``t`` when it acknowledged
+surviving writes at some ``x <= t`` and some ``y >= t`` with ``y - x <= OVERLAP_GAP_S`` (1 s):
+its lineage of writes was in force, continuously, around ``t``.
+
+(d) **Overlapping acks**: an acknowledged upload absent from the final state, acknowledged
+    by a store other than the winner at an instant ``t`` when the winner was acknowledging,
+    with the winner's ``x`` at or after the upload's own invoke (the winner had accepted a
+    write since this one was sent): two stores accepted writes at once, and the loser's were
+    thrown away. Increments acknowledged the same way whose (video, counter) ended below its
+    lower bound (`drills.checks.counters.counter_bounds`) are reported with them as *suspect*
+    increments (which of a counter's increments were lost cannot be told).
+(e) **Vanished reads**: a successful read served by a store other than the winner, answered
+    while the winner was acknowledging, that showed a video absent from the final state (a
+    stats read's ``video``, or an item of a feed or search read): a deposed store served data
+    that was then thrown away.
+
+Only acknowledgements (``ok``) are evidence: an indeterminate write that vanished may never
+have been applied. The overlap rule keeps the other ways of losing data out of this source: an
+old primary whose unreplicated tail is lost acknowledged it *before* the winner's first
+acknowledgement (the lost-writes check's business), and a winner that takes over again
+without catching up (a stale failback) was silent while the other store acknowledged what it
+then threw away; in both the two stores did not accept writes at once.
+
+**Epochs** (``epochs``), from acknowledged writes (``ok`` uploads, views, likes) that carry
+``store`` and ``epoch`` as the store reported them:
 
 (a) **Same epoch, two stores**: two different stores acknowledged writes under one epoch.
 (b) **Stale epoch**: a store acknowledged a write under epoch ``e`` although a write under an
@@ -11,12 +40,16 @@ Evidence, from acknowledged writes (``ok`` uploads, views, likes) that carry ``s
     so only then is it certain that the newer epoch was already in force. Comparing two ack
     times would flag a write accepted by the old primary just before the failover whose
     answer merely arrived late.
-(c) **Divergence**: after quiesce, the reachable stores' snapshots differ. Keys are
-    ``video:<id>`` (present in some stores only), ``views:<id>`` and ``likes:<id>`` (values
-    differ; a missing counter reads as 0).
 
-Passed is False on any evidence; else None when it cannot be sure (no final read, a store
-unreachable, or acknowledged writes that carried no store/epoch at all); else True.
+**Divergence** (``divergence``):
+
+(c) after quiesce, the reachable stores' snapshots differ. Keys are ``video:<id>`` (present
+    in some stores only), ``views:<id>`` and ``likes:<id>`` (values differ; a missing counter
+    reads as 0).
+
+``split_brain`` is (a), (b), (d) or (e). Passed is False on any evidence (c included); else
+None when it cannot be sure (no final read, a store unreachable, or acknowledged writes that
+carried no store/epoch at all); else True.
 """
 
 from __future__ import annotations
@@ -25,11 +58,15 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from drills.checks.counters import INCREMENT_OF, CounterBound, counter_bounds
 from drills.checks.findings import at, bounded
-from drills.checks.history import Completion, completions
+from drills.checks.history import INCREMENTS, WRITES, Completion, completions
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
-WRITES = frozenset({"upload", "view", "like"})
+#: Increment ``f`` -> the counter it counts.
+_COUNTER_OF = {f: counter for counter, f in INCREMENT_OF.items()}
+#: How many of a read's vanished videos a finding names.
+_SHOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +84,32 @@ class StaleAck:
 
     ack: Completion
     newer: Completion
+
+
+@dataclass(frozen=True, slots=True)
+class OverlappingAck:
+    """Evidence (d): ``ack`` (one attempt, by a store other than the winner) was invoked after
+    the winner acknowledged ``after``, a write that survived; the upload is absent from the
+    final state, or, for an increment, ``bound`` is its counter, ended below its lower bound."""
+
+    ack: Completion
+    after: Completion
+    bound: CounterBound | None = None
+
+    @property
+    def suspect(self) -> bool:
+        """True for an increment: its counter lost increments, maybe not this one."""
+        return self.bound is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VanishedRead:
+    """Evidence (e): ``read``, served by a store other than the winner and invoked after the
+    winner acknowledged ``after``, showed ``videos`` (sorted) absent from the final state."""
+
+    read: Completion
+    videos: tuple[str, ...]
+    after: Completion
 
 
 def _acks(ops: Iterable[Completion]) -> list[Completion]:
@@ -101,6 +164,95 @@ def divergent_keys(snapshots: Sequence[StoreSnapshot]) -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
+def _video(c: Completion) -> str | None:
+    """The video a write touches (an upload's id stands for its video if none was recorded)."""
+    return c.video if c.video is not None or c.f != "upload" else c.id
+
+
+#: Longest pause between two of the winner's acknowledgements that still counts as the winner
+#: acknowledging continuously (see the module docstring): well above the pause between writes
+#: of any load worth a drill (tens of ms), well below a failover.
+OVERLAP_GAP_S = 1.0
+
+
+def winner_first_ack(ops: Iterable[Completion], *, winner: StoreSnapshot) -> Completion | None:
+    """The winner's earliest acknowledged write (attempt) that survived."""
+    return next(iter(_winner_acks(ops, winner=winner)), None)
+
+
+def _winner_acks(ops: Iterable[Completion], *, winner: StoreSnapshot) -> list[Completion]:
+    """The winner's acknowledged writes (attempts) that survived, by acknowledgement time."""
+    return sorted((c for c in ops if c.type == "ok" and c.f in WRITES and c.store == winner.name
+                   and c.completed_at is not None and _video(c) in winner.videos),
+                  key=lambda c: (c.completed_at or 0.0, c.id))
+
+
+class _Tenure:
+    """When the winner was acknowledging (module docstring), from its surviving acks."""
+
+    def __init__(self, acks: Sequence[Completion]) -> None:
+        self.acks = acks
+        self.times = [c.completed_at or 0.0 for c in acks]
+
+    def around(self, t: float, *, since: float | None = None) -> Completion | None:
+        """The winner's last surviving ack at or before ``t`` (at or after ``since``) when a next
+        one follows within `OVERLAP_GAP_S`; None when the winner was not acknowledging."""
+        i = bisect.bisect_right(self.times, t)
+        if i == 0 or i == len(self.times):
+            return None
+        x, y = self.times[i - 1], self.times[i]
+        if y - x > OVERLAP_GAP_S or (since is not None and x < since):
+            return None
+        return self.acks[i - 1]
+
+
+def _by_others(ops: Iterable[Completion], *, winner: str) -> list[Completion]:
+    """Ok attempts answered by a known store other than ``winner``, earliest invoke first."""
+    return sorted((c for c in ops if c.type == "ok" and c.store is not None
+                   and c.store != winner and c.completed_at is not None),
+                  key=lambda c: (c.invoked_at or 0.0, c.id))
+
+
+def overlapping_acks(
+    ops: Sequence[Completion], *, winner: StoreSnapshot, bounds: Sequence[CounterBound]
+) -> tuple[OverlappingAck, ...]:
+    """Evidence (d) from a history's attempts (`completions`), the winner's final snapshot and
+    its counter bounds; one per op id, earliest invoke first."""
+    tenure = _Tenure(_winner_acks(ops, winner=winner))
+    below = {(b.video, b.counter): b for b in bounds if b.value < b.low}
+    out: dict[str, OverlappingAck] = {}
+    for c in _by_others(ops, winner=winner.name):
+        if c.id in out or c.f not in WRITES or c.invoked_at is None:
+            continue
+        after = tenure.around(c.completed_at or 0.0, since=c.invoked_at)
+        if after is None:
+            continue
+        video = _video(c)
+        if c.f == "upload" and video not in winner.videos:
+            out[c.id] = OverlappingAck(c, after)
+        elif c.f in INCREMENTS and video is not None:
+            bound = below.get((video, _COUNTER_OF[c.f]))
+            if bound is not None:
+                out[c.id] = OverlappingAck(c, after, bound)
+    return tuple(out.values())
+
+
+def vanished_reads(ops: Sequence[Completion], *, winner: StoreSnapshot) -> tuple[VanishedRead, ...]:
+    """Evidence (e) from a history's attempts (`completions`) and the winner's final snapshot,
+    earliest invoke first."""
+    tenure = _Tenure(_winner_acks(ops, winner=winner))
+    out: list[VanishedRead] = []
+    for c in _by_others(ops, winner=winner.name):
+        if c.f != "read":
+            continue
+        after = tenure.around(c.completed_at or 0.0)
+        seen = {v for v, _, _ in c.items or ()} | ({c.video} if c.video is not None else set())
+        gone = tuple(sorted(seen - winner.videos))
+        if gone and after is not None:
+            out.append(VanishedRead(c, gone, after))
+    return tuple(out)
+
+
 def _key_line(key: str, snapshots: Sequence[StoreSnapshot]) -> str:
     kind, _, video = key.partition(":")
     if kind == "video":
@@ -110,7 +262,7 @@ def _key_line(key: str, snapshots: Sequence[StoreSnapshot]) -> str:
     return f"divergent {key}: {shown}"
 
 
-def _evidence(conflicts: Sequence[EpochConflict], stale: Sequence[StaleAck]) -> list[str]:
+def _epoch_lines(conflicts: Sequence[EpochConflict], stale: Sequence[StaleAck]) -> list[str]:
     lines = [
         f"epoch {e.epoch} acknowledged by {len(e.stores)} stores: " + ", ".join(
             f"{c.store} (first ack {c.id} at {at(c.completed_at)})" for c in e.first_acks)
@@ -125,39 +277,110 @@ def _evidence(conflicts: Sequence[EpochConflict], stale: Sequence[StaleAck]) -> 
     return lines
 
 
+def _after(w: Completion) -> str:
+    return f"after {w.store} had acked {w.f} {w.id} at {at(w.completed_at)}, which survived"
+
+
+def _history_lines(overlap: Sequence[OverlappingAck], vanished: Sequence[VanishedRead],
+                   winner: str) -> list[str]:
+    lines: list[str] = []
+    for o in overlap:
+        c, b = o.ack, o.bound
+        what = c.id if c.f == "upload" else f"{c.id} of {c.video}"
+        head = (f"{c.store} acked {c.f} {what} (invoked at {at(c.invoked_at)}, acked at "
+                f"{at(c.completed_at)}) {_after(o.after)}")
+        lines.append(f"{head}: absent from {winner}'s final state" if b is None else
+                     f"{head}: suspect increment, {b.counter} of {b.video} ended at {b.value}, "
+                     f"below its lower bound {b.low}")
+    for v in vanished:
+        shown = ", ".join(v.videos[:_SHOWN]) + (
+            f" (+{len(v.videos) - _SHOWN} more)" if len(v.videos) > _SHOWN else "")
+        lines.append(f"read {v.read.id} served by {v.read.store} (invoked at "
+                     f"{at(v.read.invoked_at)}) {_after(v.after)}, showed {shown}: absent from "
+                     f"{winner}'s final state")
+    return lines
+
+
+def _history_part(overlap: Sequence[OverlappingAck], vanished: Sequence[VanishedRead],
+                  winner: str | None) -> str:
+    if winner is None:
+        return "not evaluated"
+    if not overlap and not vanished:
+        return "none"
+    parts: list[str] = []
+    if overlap:
+        suspect = sum(o.suspect for o in overlap)
+        parts.append(f"{len(overlap)} acks" + (f" ({suspect} suspect increments)" if suspect
+                                               else "")
+                     + " by " + ", ".join(sorted({o.ack.store or "?" for o in overlap})))
+    if vanished:
+        parts.append(f"{len(vanished)} reads from "
+                     + ", ".join(sorted({v.read.store or "?" for v in vanished})))
+    return " and ".join(parts) + f" after {winner} took over"
+
+
 def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> CheckResult:
-    """Split-brain check (module docstring). Metrics: ``split_brain`` ((a) or (b)),
-    ``divergent_keys``, ``epoch_conflicts``, ``stale_epoch_acks``, ``acks_with_epoch``,
-    ``acks_without_epoch``, ``stores_compared``, ``stores_unreachable``.
+    """Split-brain check (module docstring).
+
+    Metrics: ``split_brain`` ((a), (b), (d) or (e)), ``sources`` (sorted names among
+    ``history``, ``epochs``, ``divergence`` that found something), ``history_evidence``
+    ((d) + (e) items), ``overlapping_acks`` ((d), suspect increments included),
+    ``suspect_increments``, ``vanished_reads`` ((e)), ``epoch_evidence`` ((a) + (b)),
+    ``epoch_conflicts``, ``stale_epoch_acks``, ``divergent_keys``, ``acks_with_epoch``,
+    ``acks_without_epoch``, ``stores_compared``, ``stores_unreachable``. Findings: history
+    evidence, then epoch evidence, then divergent keys, then what could not be judged.
     """
-    ops = [c for c in completions(history) if c.type == "ok" and c.f in WRITES]
+    history = list(history)
+    attempts = completions(history)
+    ops = [c for c in attempts if c.type == "ok" and c.f in WRITES]
     acks = _acks(ops)
     conflicts, stale = epoch_conflicts(acks), stale_acks(acks)
+    winner = None if final is None else final.authoritative
+    overlap = () if winner is None else overlapping_acks(
+        attempts, winner=winner, bounds=counter_bounds(history, final=winner))
+    vanished = () if winner is None else vanished_reads(attempts, winner=winner)
     stores = () if final is None else final.stores
     reachable = [s for s in stores if s.reachable]
     unreachable = [s.name for s in stores if not s.reachable]
     diverged = divergent_keys(reachable)
-    split = bool(conflicts or stale)
+    found = {"history": bool(overlap or vanished), "epochs": bool(conflicts or stale),
+             "divergence": bool(diverged)}
+    split = found["history"] or found["epochs"]
     unsure = final is None or bool(unreachable) or (bool(ops) and not acks)
     passed = False if split or diverged else (None if unsure else True)
     notes = [f"store {n} unreachable at the final read: not compared" for n in unreachable]
     if final is None:
-        notes.append("no final read: replicas not compared")
+        notes.append("no final read: replicas not compared, history evidence not evaluated")
+    elif winner is None:
+        notes.append("no reachable primary at the final read: history evidence not evaluated")
     if ops and not acks:
         notes.append(f"{len(ops)} acknowledged writes carried no store/epoch")
-    summary = (
-        f"split brain: {len(conflicts)} epochs acked by several stores, {len(stale)} stale-epoch "
-        f"acks; {len(diverged)} divergent keys" if passed is False else
-        "no split brain evidence" + (" (incomplete: " + "; ".join(notes) + ")" if unsure else "")
-    )
+    if passed is False:
+        epochs = (f"{len(conflicts)} epochs acked by several stores, {len(stale)} stale-epoch "
+                  f"acks" if found["epochs"] else "none")
+        summary = (("split brain" if split else "replicas diverged after quiesce")
+                   + f" (history: {_history_part(overlap, vanished, winner and winner.name)}; "
+                   + f"epochs: {epochs}"
+                   + (f"; divergence: {len(diverged)} divergent keys" if diverged else "") + ")")
+    else:
+        summary = "no split brain evidence" + (
+            " (incomplete: " + "; ".join(notes) + ")" if unsure else "")
+    suspect = sum(o.suspect for o in overlap)
     return CheckResult(
         name="split_brain",
         passed=passed,
         summary=summary,
-        metrics={"split_brain": split, "divergent_keys": len(diverged),
+        metrics={"split_brain": split, "sources": sorted(k for k, v in found.items() if v),
+                 "history_evidence": len(overlap) + len(vanished),
+                 "overlapping_acks": len(overlap), "suspect_increments": suspect,
+                 "vanished_reads": len(vanished),
+                 "epoch_evidence": len(conflicts) + len(stale),
+                 "divergent_keys": len(diverged),
                  "epoch_conflicts": len(conflicts), "stale_epoch_acks": len(stale),
                  "acks_with_epoch": len(acks), "acks_without_epoch": len(ops) - len(acks),
                  "stores_compared": len(reachable), "stores_unreachable": len(unreachable)},
-        findings=bounded([*_evidence(conflicts, stale),
-                          *(_key_line(k, reachable) for k in diverged), *notes]),
+        findings=bounded([
+            *_history_lines(overlap, vanished, winner.name if winner else "?"),
+            *_epoch_lines(conflicts, stale), *(_key_line(k, reachable) for k in diverged),
+            *notes]),
     )

@@ -10,20 +10,23 @@ Layout of a load record directory (one set of files per Locust process, ``<pid>`
 Writers (`Recorder`) flush every line, so a killed process leaves at most a torn last line,
 which the readers skip. Readers (`RecordTail` for live tailing, `read_requests` /
 `read_history` after the fact) never import Locust. `LoadSettings` is the typed form of the
-environment variables through which the runner configures the locustfile.
+environment variables through which the runner configures the locustfile; `risk_problems`
+holds the limits of its data-at-risk values (bursts, retries, hot videos) for both sides.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Generic, TypeVar
+from typing import IO, Generic, Protocol, TypeVar
 
 from drills.errors import LoadError, SpecError
+from drills.load.pacing import Bursts
 from drills.model import Op, Request, read_jsonl
 
 T = TypeVar("T", Request, Op)
@@ -33,10 +36,19 @@ ENV_RATE = "DRILLS_RATE"
 ENV_USERS = "DRILLS_USERS"
 ENV_TIMEOUT = "DRILLS_TIMEOUT_S"
 ENV_PARENT_PID = "DRILLS_PARENT_PID"
+ENV_BURSTS = "DRILLS_BURSTS"
+ENV_BURST_MULTIPLIER = "DRILLS_BURST_MULTIPLIER"
+ENV_BURST_WIDTH = "DRILLS_BURST_WIDTH_S"
+ENV_RETRIES = "DRILLS_RETRIES"
+ENV_HOT_VIDEOS = "DRILLS_HOT_VIDEOS"
+ENV_HOT_SHARE = "DRILLS_HOT_SHARE"
 
 REQUESTS_GLOB = "requests-*.jsonl"
 HISTORY_GLOB = "history-*.jsonl"
 STARTED_GLOB = "started-*.json"
+
+MAX_RETRIES = 10
+MAX_HOT_VIDEOS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,13 @@ class LoadSettings:
     ``rate`` is the target total request rate (req/s) over ``users`` users; ``timeout_s`` the
     client's connect and read timeout; ``parent_pid`` the harness pid the locustfile watches
     (it stops itself when that process is gone), None to not watch.
+
+    The rest puts data at risk (defaults: off). Write users pace at ``burst_multiplier`` times
+    their rate within ``burst_width_s / 2`` of ``t0 + b`` for every offset ``b`` in
+    ``bursts`` (``t0``: the locustfile's start marker, see `Recorder.mark_started`). A write
+    whose answer is indeterminate is sent again with the same id up to ``retries`` more times.
+    The first ``hot_videos`` videos learned are never forgotten and are the target of a
+    view, like or counter read with probability ``hot_share``.
     """
 
     record_dir: Path
@@ -53,11 +72,22 @@ class LoadSettings:
     users: int = 30
     timeout_s: float = 1.5
     parent_pid: int | None = None
+    bursts: tuple[float, ...] = ()
+    burst_multiplier: float = 1.0
+    burst_width_s: float = 2.0
+    retries: int = 0
+    hot_videos: int = 0
+    hot_share: float = 0.0
 
     @property
     def per_user_rate(self) -> float:
         """Task runs per second each user aims for, so that all users together reach ``rate``."""
         return self.rate / self.users
+
+    @property
+    def burst_plan(self) -> Bursts:
+        """The write bursts as `drills.load.pacing.Bursts`."""
+        return Bursts(self.bursts, self.burst_multiplier, self.burst_width_s)
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that `from_env` reads back."""
@@ -66,6 +96,12 @@ class LoadSettings:
             ENV_RATE: repr(self.rate),
             ENV_USERS: str(self.users),
             ENV_TIMEOUT: repr(self.timeout_s),
+            ENV_BURSTS: ",".join(repr(float(b)) for b in self.bursts),
+            ENV_BURST_MULTIPLIER: repr(float(self.burst_multiplier)),
+            ENV_BURST_WIDTH: repr(float(self.burst_width_s)),
+            ENV_RETRIES: str(self.retries),
+            ENV_HOT_VIDEOS: str(self.hot_videos),
+            ENV_HOT_SHARE: repr(float(self.hot_share)),
         }
         if self.parent_pid is not None:
             env[ENV_PARENT_PID] = str(self.parent_pid)
@@ -73,25 +109,105 @@ class LoadSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LoadSettings:
-        """Parse the settings; raises `SpecError` naming the variable that is missing or bad."""
+        """Parse the settings; raises `SpecError` naming the variable that is missing or bad.
+
+        Variables left out take the defaults, so an older harness (which does not set the
+        data-at-risk variables) still configures a newer locustfile.
+        """
         if not env.get(ENV_RECORD_DIR):
             raise SpecError("must name the record directory", source="environment",
                             field=ENV_RECORD_DIR)
-        try:
-            settings = cls(
-                record_dir=Path(env[ENV_RECORD_DIR]),
-                rate=float(env.get(ENV_RATE, "150")),
-                users=int(env.get(ENV_USERS, "30")),
-                timeout_s=float(env.get(ENV_TIMEOUT, "1.5")),
-                parent_pid=int(env[ENV_PARENT_PID]) if env.get(ENV_PARENT_PID) else None,
-            )
-        except ValueError as exc:
-            raise SpecError(f"not a number: {exc}", source="environment") from exc
+        settings = cls(
+            record_dir=Path(env[ENV_RECORD_DIR]),
+            rate=_parse(env, ENV_RATE, float, 150.0),
+            users=_parse(env, ENV_USERS, int, 30),
+            timeout_s=_parse(env, ENV_TIMEOUT, float, 1.5),
+            parent_pid=_parse(env, ENV_PARENT_PID, int, 0) or None,
+            bursts=_parse_offsets(env.get(ENV_BURSTS, "")),
+            burst_multiplier=_parse(env, ENV_BURST_MULTIPLIER, float, 1.0),
+            burst_width_s=_parse(env, ENV_BURST_WIDTH, float, 2.0),
+            retries=_parse(env, ENV_RETRIES, int, 0),
+            hot_videos=_parse(env, ENV_HOT_VIDEOS, int, 0),
+            hot_share=_parse(env, ENV_HOT_SHARE, float, 0.0),
+        )
         for name, value in ((ENV_RATE, settings.rate), (ENV_USERS, settings.users),
                             (ENV_TIMEOUT, settings.timeout_s)):
             if not value > 0:
                 raise SpecError(f"must be > 0, got {value}", source="environment", field=name)
+        problems = risk_problems(settings)
+        if problems:
+            name, message = problems[0]
+            raise SpecError(message, source="environment", field=_RISK_ENV[name])
         return settings
+
+
+class RiskValues(Protocol):
+    """The data-at-risk settings, as both `LoadSettings` and the runner's config carry them."""
+
+    @property
+    def bursts(self) -> tuple[float, ...]: ...
+    @property
+    def burst_multiplier(self) -> float: ...
+    @property
+    def burst_width_s(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def hot_videos(self) -> int: ...
+    @property
+    def hot_share(self) -> float: ...
+
+
+_RISK_ENV = {
+    "bursts": ENV_BURSTS, "burst_multiplier": ENV_BURST_MULTIPLIER,
+    "burst_width_s": ENV_BURST_WIDTH, "retries": ENV_RETRIES, "hot_videos": ENV_HOT_VIDEOS,
+    "hot_share": ENV_HOT_SHARE,
+}
+
+
+def risk_problems(v: RiskValues) -> list[tuple[str, str]]:
+    """``(attribute, message)`` for every data-at-risk value that cannot work, in field order.
+
+    The one place the limits live: offsets finite and >= 0, multiplier finite and >= 1, width
+    finite and > 0, retries 0..10, hot videos 0..1000, hot share in [0, 1].
+    """
+    out: list[tuple[str, str]] = []
+    if not all(math.isfinite(b) and b >= 0 for b in v.bursts):
+        out.append(("bursts", f"offsets must be finite and >= 0, got {list(v.bursts)}"))
+    if not (math.isfinite(v.burst_multiplier) and v.burst_multiplier >= 1):
+        out.append(("burst_multiplier", f"must be finite and >= 1, got {v.burst_multiplier}"))
+    if not (math.isfinite(v.burst_width_s) and v.burst_width_s > 0):
+        out.append(("burst_width_s", f"must be finite and > 0, got {v.burst_width_s}"))
+    if not 0 <= v.retries <= MAX_RETRIES:
+        out.append(("retries", f"must be 0..{MAX_RETRIES}, got {v.retries}"))
+    if not 0 <= v.hot_videos <= MAX_HOT_VIDEOS:
+        out.append(("hot_videos", f"must be 0..{MAX_HOT_VIDEOS}, got {v.hot_videos}"))
+    if not 0 <= v.hot_share <= 1:
+        out.append(("hot_share", f"must be in [0, 1], got {v.hot_share}"))
+    return out
+
+
+N = TypeVar("N", int, float)
+
+
+def _parse(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N:
+    """``env[name]`` as ``kind`` (``default`` when unset or empty); `SpecError` naming it."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise SpecError(f"not {'an integer' if kind is int else 'a number'}: {text!r}",
+                        source="environment", field=name) from exc
+
+
+def _parse_offsets(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise SpecError(f"must be comma-separated seconds, got {text!r}",
+                        source="environment", field=ENV_BURSTS) from exc
 
 
 class Recorder:
@@ -106,7 +222,7 @@ class Recorder:
         self.record_dir = record_dir
         self.pid = os.getpid() if pid is None else pid
         self._users = itertools.count(1)
-        self._started = False
+        self._started_at: float | None = None
         self._requests: IO[str] | None = None
         self._history: IO[str] | None = None
 
@@ -139,11 +255,17 @@ class Recorder:
         """Append one history operation."""
         _line(self._history, op.to_dict())
 
+    @property
+    def started_at(self) -> float | None:
+        """The time passed to the first `mark_started` (None before): this process's ``t0``,
+        the same time the harness reads as the load's start."""
+        return self._started_at
+
     def mark_started(self, t: float) -> None:
         """Record, once, the time the first user started (atomically: write then rename)."""
-        if self._started:
+        if self._started_at is not None:
             return
-        self._started = True
+        self._started_at = t
         final = self.record_dir / f"started-{self.pid}.json"
         tmp = final.with_suffix(".tmp")
         tmp.write_text(json.dumps({"t": t}), encoding="utf-8")

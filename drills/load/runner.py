@@ -14,6 +14,8 @@ Locust (gevent) monkey-patches the process that imports it, so the harness only 
 - **Locust never judges**: ``--exit-code-on-error 0``; failures are data for the checks.
 - **started_at** is the time the locustfile's first user started (its ``started-<pid>.json``
   marker), i.e. when the first request could be sent. `LoadRunner.__enter__` waits for it.
+  It is also the locustfile's own ``t0`` for write bursts (``bursts`` are offsets from it),
+  so a burst and a fault scheduled at the same offset from load start meet.
 - **Orphan safety**: the locustfile watches the harness pid (``DRILLS_PARENT_PID``) and quits
   when the harness is gone, so a SIGKILLed harness does not leave load running.
 - Locust's stdout/stderr go to ``record_dir/locust.log`` (``--loglevel WARNING``,
@@ -22,7 +24,9 @@ Locust (gevent) monkey-patches the process that imports it, so the harness only 
 A locustfile given by path must keep the built-in's contract: read
 `drills.load.records.LoadSettings` from the environment, write through a
 `drills.load.records.Recorder`, and call ``mark_started`` when its first user starts
-(otherwise `LoadRunner.__enter__` gives up after ``start_timeout_s``).
+(otherwise `LoadRunner.__enter__` gives up after ``start_timeout_s``). Honouring the
+data-at-risk settings (bursts, retries, hot videos) is optional: a locustfile that ignores
+them still runs, it just does not put data at risk that way.
 """
 
 from __future__ import annotations
@@ -52,12 +56,18 @@ from drills.load.records import (
     read_history,
     read_requests,
     read_started,
+    risk_problems,
     write_synced,
 )
 from drills.model import Op, Request
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 LOG_NAME = "locust.log"
+_RISK_FIELDS = {
+    "bursts": "load.bursts", "burst_multiplier": "load.burst.multiplier",
+    "burst_width_s": "load.burst.width", "retries": "load.retries",
+    "hot_videos": "load.hot.videos", "hot_share": "load.hot.share",
+}
 
 
 def resolve_locustfile(name_or_path: str | Path) -> Path:
@@ -86,6 +96,12 @@ class LoadConfig:
     timeout. ``spawn_rate`` None starts all users within ~0.1 s. ``start_timeout_s`` bounds
     the wait for the first user; ``stop_grace_s`` (default ``timeout_s + 2``) the time users get
     to finish their request in flight on stop; after ``kill_after_s`` more, SIGKILL.
+
+    Data at risk (all off by default; see `drills.load.records.LoadSettings`): write users
+    pace ``burst_multiplier`` times faster within ``burst_width_s / 2`` of ``started_at + b``
+    for each offset ``b`` in ``bursts`` (the engine passes the scheduled injections); an
+    indeterminate write is resent with the same id up to ``retries`` times; the first
+    ``hot_videos`` videos learned take ``hot_share`` of the views, likes and counter reads.
     Raises `SpecError` for values that cannot work.
     """
 
@@ -100,6 +116,12 @@ class LoadConfig:
     stop_grace_s: float | None = None
     kill_after_s: float = 5.0
     extra_env: tuple[tuple[str, str], ...] = field(default=())
+    bursts: tuple[float, ...] = ()
+    burst_multiplier: float = 1.0
+    burst_width_s: float = 2.0
+    retries: int = 0
+    hot_videos: int = 0
+    hot_share: float = 0.0
 
     def __post_init__(self) -> None:
         url = urlsplit(self.host)
@@ -110,6 +132,11 @@ class LoadConfig:
                 raise SpecError(f"must be > 0, got {getattr(self, name)}", field=f"load.{name}")
         if self.spawn_rate is not None and not self.spawn_rate > 0:
             raise SpecError(f"must be > 0, got {self.spawn_rate}", field="load.spawn_rate")
+        object.__setattr__(self, "bursts", tuple(self.bursts))
+        problems = risk_problems(self)
+        if problems:
+            name, message = problems[0]
+            raise SpecError(message, field=_RISK_FIELDS[name])
 
     @property
     def grace_s(self) -> float:
@@ -129,9 +156,12 @@ class LoadConfig:
 
     def environment(self) -> dict[str, str]:
         """The child's environment: ours, the settings, and ``drills`` importable."""
-        settings = LoadSettings(record_dir=self.record_dir.resolve(), rate=self.rate,
-                                users=self.users, timeout_s=self.timeout_s,
-                                parent_pid=os.getpid())
+        settings = LoadSettings(
+            record_dir=self.record_dir.resolve(), rate=self.rate, users=self.users,
+            timeout_s=self.timeout_s, parent_pid=os.getpid(), bursts=self.bursts,
+            burst_multiplier=self.burst_multiplier, burst_width_s=self.burst_width_s,
+            retries=self.retries, hot_videos=self.hot_videos, hot_share=self.hot_share,
+        )
         env = dict(os.environ)
         env.update(settings.to_env())
         env.update(dict(self.extra_env))

@@ -39,7 +39,7 @@ from drills.report.load import load_journal, load_requests
 Trend = Literal["better", "worse", "same", "changed"]
 INF = math.inf
 #: Rank of a verdict, and of "went as expected" for ``expect: fail`` drills.
-VERDICT_RANK = {"error": 0, "fail": 1, "pass": 2}
+VERDICT_RANK = {"error": 0, "fail": 1, "inconclusive": 2, "pass": 3}
 EXPECTED_RANK = {False: 0, None: 1, True: 2}
 RESULT_RANK = {False: 0, None: 1, True: 2}
 RESULT_TEXT = {True: "pass", False: "FAIL", None: "unknown"}

@@ -185,11 +185,15 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def _evidence(check: CheckResult | None, *, title: str, anchor: str, clock: Clock) -> Evidence:
+def _evidence(check: CheckResult | None, *, title: str, anchor: str, clock: Clock,
+              undecided: str = "unknown") -> Evidence:
+    """One evidence section; ``undecided`` is the result text when the check did not judge
+    (``measured`` for a check that only measures unless an objective asks it to judge)."""
     if check is None:
         return Evidence(title, anchor, "unknown", "not checked", "the run ended before the "
                         "checks ran", ())
     result, text = RESULT[check.passed]
+    text = undecided if check.passed is None else text
     return Evidence(title, anchor, result, text, clock.rewrite(check.summary),
                     tuple(clock.rewrite(f) for f in check.findings))
 
@@ -284,7 +288,8 @@ def _stack(j: Journal) -> tuple[tuple[str, str], ...]:
 
 
 def _verdict(j: Journal) -> tuple[str, str, str]:
-    cls = j.verdict if j.verdict in ("pass", "fail", "error") else "error"
+    cls = j.verdict if j.verdict in ("pass", "fail", "error") else \
+        "unknown" if j.verdict == "inconclusive" else "error"
     note = ""
     if j.expect != "pass":
         outcome = {True: "as expected", False: "NOT as expected", None: "undecided"}
@@ -300,6 +305,8 @@ def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
     plots, no_plots = _plots(j, requests)
     text, cls, note = _verdict(j)
     evidence = (
+        _evidence(checks.get("exposure"), title="Exposure: what the drill put at risk",
+                  anchor="exposure", clock=clock, undecided="measured"),
         _evidence(checks.get("counters"), title="Counter anomalies", anchor="counters",
                   clock=clock),
         _evidence(checks.get("zero_reads"), title="Zero-view reads", anchor="zero-reads",

@@ -8,42 +8,65 @@ surface as `drills.errors.SpecError` with the file, the dotted field
 (``reference_markdown()`` in `drills.catalog` renders it as the README's drill-file reference).
 
 Times: every duration is float seconds (`drills.duration`); fault offsets (``at``) count from
-the moment the load starts. The load runs for `Timeline.load_duration` seconds:
+the moment the load starts. The faults of a drill are `Timeline.all_faults`: the fixed
+``timeline.faults``, then those a seeded nemesis schedule (``timeline.nemesis``) generates; a
+fault's id is its index there. The load runs for `Timeline.load_duration` seconds:
 ``max(baseline, end of the last fault window) + settle``.
 
-Cross-field invariants that need no stack are checked by the models; targets are checked against
-a stack's topology by `validate_targets`.
+Cross-field invariants that need no stack are checked by the models; targets, and schedules
+that stop one node twice at once (they could not be reverted), are checked against a stack's
+topology by `validate_targets`. Bug names (``stack.config.bugs``) are checked against the
+names given in the validation context (`BUGS_CONTEXT`), which `drills.catalog` fills in.
 
-Layout: `models` (the sections and `DrillSpec`), `faults` (`FaultSpec`, `FaultWindow`, the
-kind tables), `targets` (`TopologyLike`, `validate_targets`, "did you mean" helpers). Import the
-names from here. The package imports neither `drills.stack` nor `drills.catalog`.
+Layout: `models` (the sections and `DrillSpec`), `timeline` (`Timeline`, `NemesisSpec`),
+`faults` (`FaultSpec`, `FaultTemplate`, `FaultWindow`, the kind tables), `targets`
+(`TopologyLike`, `validate_targets`), `_base` ("did you mean" helpers). Import the names from
+here. The package imports neither `drills.stack` nor `drills.catalog`.
 """
 
-from drills.spec._base import invalid
-from drills.spec.faults import FAULT_KINDS, FAULT_PARAMS, TARGET_TYPE, FaultSpec, FaultWindow
+from drills.spec._base import did_you_mean, invalid, unknown
+from drills.spec.faults import (
+    FAULT_KINDS,
+    FAULT_PARAMS,
+    TARGET_TYPE,
+    FaultSpec,
+    FaultTemplate,
+    FaultWindow,
+    first_overlap,
+)
 from drills.spec.models import (
+    BUGS_CONTEXT,
     STACK_KNOBS,
     AnalysisSpec,
+    BurstSpec,
     DrillSpec,
+    ExposureObjective,
+    HotSpec,
     LoadSpec,
     Objectives,
     RtoObjectives,
     StackConfig,
     StackSpec,
-    Timeline,
 )
-from drills.spec.targets import TopologyLike, did_you_mean, unknown, validate_targets
+from drills.spec.targets import TopologyLike, validate_targets
+from drills.spec.timeline import NemesisSpec, Timeline
 
 __all__ = [
+    "BUGS_CONTEXT",
     "FAULT_KINDS",
     "FAULT_PARAMS",
     "STACK_KNOBS",
     "TARGET_TYPE",
     "AnalysisSpec",
+    "BurstSpec",
     "DrillSpec",
+    "ExposureObjective",
     "FaultSpec",
+    "FaultTemplate",
     "FaultWindow",
+    "HotSpec",
     "LoadSpec",
+    "NemesisSpec",
     "Objectives",
     "RtoObjectives",
     "StackConfig",
@@ -51,6 +74,7 @@ __all__ = [
     "Timeline",
     "TopologyLike",
     "did_you_mean",
+    "first_overlap",
     "invalid",
     "unknown",
     "validate_targets",

@@ -4,11 +4,18 @@ A `FaultSpec` is one entry of a drill's ``timeline.faults``: exactly one kind ke
 target (a zone, a node or a link, see `TARGET_TYPE`), when it starts (``at``, seconds from load
 start), how long it lasts (``for``) and how often it repeats (``repeat`` windows, ``every``
 apart). Its `FaultWindow`s are the concrete [on, off) intervals the schedule acts on.
+
+A `FaultTemplate` is a fault without a time (an entry of ``timeline.nemesis.faults``): the
+nemesis schedule draws when it starts and how long it lasts, then `FaultTemplate.at` makes it a
+`FaultSpec`. Both are validated by the same rules (one kind, the kind's own parameters).
+`first_overlap` finds two windows sharing an instant by sorting and sweeping (n log n), so
+schedules of thousands of faults validate quickly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -31,6 +38,8 @@ TARGET_TYPE: Mapping[str, str] = MappingProxyType(
 FAULT_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"partition": ("mode",), "latency": ("ms", "jitter"), "bandwidth": ("kbps",)}
 )
+MAX_REPEAT = 1000
+_TIMING = ("at", "for", "repeat", "every")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +55,26 @@ class FaultWindow:
         return self.on < other.off and other.on < self.off
 
 
-class FaultSpec(SpecModel):
-    """One fault: exactly one kind key naming its target, when, for how long, how often."""
+def first_overlap(windows: Iterable[tuple[int, FaultWindow]]) -> tuple[int, int, float] | None:
+    """The first two windows, of different faults, that share an instant, as
+    ``(later fault, earlier fault, when the overlap starts)``; None if none do.
+
+    ``windows`` are (fault index, window) pairs. Sorted by start (then fault index) and swept
+    once, keeping the window that reaches furthest: O(n log n). The windows of one fault never
+    overlap each other (``every`` > ``for``), so both indices always differ.
+    """
+    reach, holder = -math.inf, -1
+    for index, window in sorted(windows, key=lambda p: (p[1].on, p[0])):
+        if window.on < reach and index != holder:
+            return index, holder, window.on
+        if window.off > reach:
+            reach, holder = window.off, index
+    return None
+
+
+class _FaultKind(SpecModel):
+    """The kind keys, and the rules tying a kind to its parameters (shared by faults and
+    templates; the parameters themselves are declared by `_FaultParams`)."""
 
     power_down: str | None = _f(
         None, typ="zone", doc="Kill every node of the zone at once; started again when the "
@@ -60,21 +87,6 @@ class FaultSpec(SpecModel):
     partition: str | None = _f(None, typ="link", doc="Cut a link (see mode).")
     latency: str | None = _f(None, typ="link", doc="Delay the link's traffic (see ms, jitter).")
     bandwidth: str | None = _f(None, typ="link", doc="Throttle the link (see kbps).")
-    at: Duration = _f(typ="duration", doc="Offset from load start; must be >= baseline.")
-    for_: PositiveDuration = _f(typ="duration > 0", alias="for", doc="How long the fault lasts.")
-    repeat: int = _f(1, typ="int >= 1", strict=True, ge=1, doc="Number of windows (flapping).")
-    every: PositiveDuration | None = _f(None, typ="duration > 0", doc="Period between window "
-                                       "starts; required when repeat > 1, must be > for.")
-    mode: Literal["down", "blackhole", "reset"] | None = _f(
-        None, typ="down|blackhole|reset", doc="partition only (default down): down = "
-        "connections refused, blackhole = data silently dropped (connections hang), reset = "
-        "connections reset (TCP RST).")
-    ms: int | None = _f(None, typ="int >= 1", strict=True, ge=1,
-                       doc="latency only (required): added delay in ms.")
-    jitter: int | None = _f(None, typ="int >= 0", strict=True, ge=0,
-                           doc="latency only (default 0): +/- ms of random jitter, <= ms.")
-    kbps: int | None = _f(None, typ="int >= 1", strict=True, ge=1, doc="bandwidth only "
-                         "(required): limit in kilobytes/s (Toxiproxy rate, 1 KB = 1000 B).")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,7 +99,7 @@ class FaultSpec(SpecModel):
         return data
 
     @model_validator(mode="after")
-    def _one_kind(self) -> FaultSpec:
+    def _one_kind(self) -> _FaultKind:
         kinds = [k for k in FAULT_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             got = "none" if not kinds else " and ".join(kinds)
@@ -99,23 +111,14 @@ class FaultSpec(SpecModel):
                 takes = ", ".join(FAULT_PARAMS.get(kind, ())) or "no parameters"
                 raise invalid(param, f"{param!r} does not apply to a {kind} fault "
                                      f"({kind} takes: {takes})")
-        if kind == "latency" and self.ms is None:
+        ms, jitter = getattr(self, "ms", None), getattr(self, "jitter", None)
+        if kind == "latency" and ms is None:
             raise invalid("ms", "a latency fault needs ms (the added delay, int >= 1)")
-        if kind == "latency" and self.ms is not None and (self.jitter or 0) > self.ms:
-            raise invalid("jitter", f"jitter ({self.jitter}) must not exceed ms ({self.ms})")
-        if kind == "bandwidth" and self.kbps is None:
+        if kind == "latency" and ms is not None and (jitter or 0) > ms:
+            raise invalid("jitter", f"jitter ({jitter}) must not exceed ms ({ms})")
+        if kind == "bandwidth" and getattr(self, "kbps", None) is None:
             raise invalid("kbps", "a bandwidth fault needs kbps (kilobytes/s, int >= 1)")
-        self._check_repeat()
         return self
-
-    def _check_repeat(self) -> None:
-        if self.repeat > 1 and self.every is None:
-            raise invalid("every", f"repeat is {self.repeat}: every (the period) is required")
-        if self.repeat == 1 and self.every is not None:
-            raise invalid("every", "every applies only when repeat > 1")
-        if self.every is not None and self.every <= self.for_:
-            raise invalid("every", f"every ({format_duration(self.every)}) must be longer than "
-                                   f"for ({format_duration(self.for_)}): windows would overlap")
 
     @property
     def kind(self) -> str:
@@ -133,6 +136,49 @@ class FaultSpec(SpecModel):
         ``kbps`` (bandwidth); empty for node and zone faults."""
         names = FAULT_PARAMS.get(self.kind, ())
         return MappingProxyType({p: getattr(self, p) for p in names})
+
+
+class _FaultWhen(SpecModel):
+    """When a fault starts, how long it lasts, how often it repeats."""
+
+    at: Duration = _f(typ="duration", doc="Offset from load start; must be >= baseline.")
+    for_: PositiveDuration = _f(typ="duration > 0", alias="for", doc="How long the fault lasts.")
+    repeat: int = _f(1, typ=f"1 <= int <= {MAX_REPEAT}", strict=True, ge=1, le=MAX_REPEAT,
+                     doc="Number of windows (flapping).")
+    every: PositiveDuration | None = _f(None, typ="duration > 0", doc="Period between window "
+                                       "starts; required when repeat > 1, must be > for.")
+
+
+class _FaultParams(SpecModel):
+    """The kind-specific parameters (which apply to which kind: `FAULT_PARAMS`)."""
+
+    mode: Literal["down", "blackhole", "reset"] | None = _f(
+        None, typ="down|blackhole|reset", doc="partition only (default down): down = "
+        "connections refused, blackhole = data silently dropped (connections hang), reset = "
+        "connections reset (TCP RST).")
+    ms: int | None = _f(None, typ="int >= 1", strict=True, ge=1,
+                       doc="latency only (required): added delay in ms.")
+    jitter: int | None = _f(None, typ="int >= 0", strict=True, ge=0,
+                           doc="latency only (default 0): +/- ms of random jitter, <= ms.")
+    kbps: int | None = _f(None, typ="int >= 1", strict=True, ge=1, doc="bandwidth only "
+                         "(required): limit in kilobytes/s (Toxiproxy rate, 1 KB = 1000 B).")
+
+
+# Fields are ordered base-first in reverse MRO: kind keys, then at/for/repeat/every, then the
+# kind's parameters (the order of the drill-file reference and of ``to_yaml``).
+class FaultSpec(_FaultParams, _FaultWhen, _FaultKind):
+    """One fault: exactly one kind key naming its target, when, for how long, how often."""
+
+    @model_validator(mode="after")
+    def _check_repeat(self) -> FaultSpec:
+        if self.repeat > 1 and self.every is None:
+            raise invalid("every", f"repeat is {self.repeat}: every (the period) is required")
+        if self.repeat == 1 and self.every is not None:
+            raise invalid("every", "every applies only when repeat > 1")
+        if self.every is not None and self.every <= self.for_:
+            raise invalid("every", f"every ({format_duration(self.every)}) must be longer than "
+                                   f"for ({format_duration(self.for_)}): windows would overlap")
+        return self
 
     def windows(self) -> tuple[FaultWindow, ...]:
         """The concrete windows: ``repeat`` of them, ``every`` apart, each ``for`` long."""
@@ -153,4 +199,30 @@ class FaultSpec(SpecModel):
 
     def overlaps(self, other: FaultSpec) -> bool:
         """True if any window of this fault shares an instant with any window of ``other``."""
-        return any(a.overlaps(b) for a in self.windows() for b in other.windows())
+        return first_overlap([*((0, w) for w in self.windows()),
+                              *((1, w) for w in other.windows())]) is not None
+
+
+class FaultTemplate(_FaultParams, _FaultKind):
+    """A fault the nemesis may pick: a kind key and its parameters, no time (drawn per round)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timing(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in _TIMING:
+                if key in data:
+                    raise invalid(key, f"a nemesis fault takes no {key}: the schedule draws "
+                                       f"when each fault starts and how long it lasts (see "
+                                       f"nemesis start, interval, duration)")
+        return data
+
+    def at(self, start: float, length: float) -> FaultSpec:
+        """This fault starting at ``start`` for ``length`` seconds, one window."""
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        return FaultSpec.model_validate({**data, "at": start, "for": length})
+
+    def describe(self) -> str:
+        """``latency api->store-east (ms 200, jitter 0)``: the kind, target and parameters."""
+        params = ", ".join(f"{k} {v}" for k, v in self.params.items())
+        return f"{self.kind} {self.target}" + (f" ({params})" if params else "")

@@ -1,34 +1,45 @@
-"""The drill file's sections as models: stack, load, timeline, objectives, analysis, `DrillSpec`.
+"""The drill file's sections as models: stack, load, objectives, analysis, and `DrillSpec`.
 
-`DrillSpec` is the top level; its sections are the other models here, and ``timeline.faults``
-holds `drills.spec.faults.FaultSpec`s. Every field carries its documentation (`doc_field`).
-Cross-field invariants that need no stack are validators here (a fault starting inside the
-baseline, two windows of one fault kind on one target overlapping, ``fails_on`` naming an
-objective of the drill, ``settle`` long enough to show recovery); the errors they raise are
-located relative to the model (see `drills.spec._base.invalid`).
+`DrillSpec` is the top level; its sections are the other models here, and the timeline
+(`drills.spec.timeline.Timeline`) holds `drills.spec.faults.FaultSpec`s. Every field carries its
+documentation (`doc_field`). Cross-field invariants that need no stack are validators here
+(``fails_on`` naming an objective of the drill, ``settle`` long enough to show recovery) and in
+the timeline; the errors they raise are located relative to the model (see
+`drills.spec._base.invalid`).
+
+Validation context: ``DrillSpec.model_validate(raw, context={BUGS_CONTEXT: names})`` also
+checks ``stack.config.bugs`` against the target's known bug names (`drills.catalog` passes
+ClipStream's ``BUGS``; this package never imports a target). Without it, bug names are only
+checked for shape and duplicates.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import PrivateAttr, model_validator
+from pydantic import PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from drills.duration import Duration, PositiveDuration, format_duration
 from drills.model import OP_CLASSES, Verdict
-from drills.spec._base import SpecModel, invalid
+from drills.spec._base import SpecModel, invalid, unknown
 from drills.spec._base import doc_field as _f
-from drills.spec.faults import FaultSpec, FaultWindow
+from drills.spec.timeline import Timeline
 
 STACK_KNOBS: tuple[str, ...] = (
     "replication", "fsync", "detection", "pull_interval", "check_interval", "check_timeout",
-    "write_retry", "request_timeout",
+    "write_retry", "request_timeout", "bugs",
 )
+#: The validation-context key holding the target's known bug names (a collection of str).
+BUGS_CONTEXT = "bugs"
 _FSYNC = re.compile(r"^(always|never|interval:[1-9]\d*)$")
+_BUG_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+KnobValue = str | float | tuple[str, ...]
 
 
 class StackConfig(SpecModel):
@@ -51,25 +62,39 @@ class StackConfig(SpecModel):
         None, typ="duration > 0", doc="How long the api keeps retrying a write across a failover.")
     request_timeout: PositiveDuration | None = _f(
         None, typ="duration > 0", doc="Timeout of one api -> store request.")
+    bugs: tuple[str, ...] = _f(
+        (), typ="list of bug names", doc="Known disaster-recovery bugs to plant in ClipStream "
+        "(below), to show a drill catches them; default none (the correct system). A text is "
+        "read as comma-separated names.")
+
+    @field_validator("bugs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @model_validator(mode="after")
-    def _fsync_policy(self) -> StackConfig:
+    def _fsync_policy(self, info: ValidationInfo) -> StackConfig:
         if self.fsync is not None and not _FSYNC.match(self.fsync):
             raise invalid("fsync", f"expected always, never or interval:<ms> (ms an integer "
                                    f">= 1), got {self.fsync!r}")
+        known = (info.context or {}).get(BUGS_CONTEXT) if info else None
+        _check_bugs(self.bugs, None if known is None else list(known))
         return self
 
-    # Read-only mapping of the knobs the drill sets (durations as float seconds), so stacks take
-    # ``spec.stack.config`` as a ``Mapping[str, str | float]``: ``dict(config)``, ``.items()``.
+    # Read-only mapping of the knobs the drill sets (durations as float seconds, bugs as a tuple
+    # of names, only when some are planted), so stacks take ``spec.stack.config`` as a
+    # ``Mapping[str, str | float | tuple[str, ...]]``: ``dict(config)``, ``.items()``.
     def keys(self) -> tuple[str, ...]:
-        return tuple(k for k in STACK_KNOBS if getattr(self, k) is not None)
+        return tuple(k for k in STACK_KNOBS if getattr(self, k) not in (None, ()))
 
-    def items(self) -> tuple[tuple[str, str | float], ...]:  # type: ignore[override]
+    def items(self) -> tuple[tuple[str, KnobValue], ...]:  # type: ignore[override]
         return tuple((k, self[k]) for k in self.keys())
 
-    def __getitem__(self, key: str) -> str | float:
+    def __getitem__(self, key: str) -> KnobValue:
         value = getattr(self, key, None) if key in STACK_KNOBS else None
-        if value is None:
+        if value is None or value == ():
             raise KeyError(key)
         return value
 
@@ -81,6 +106,21 @@ class StackConfig(SpecModel):
 
     def __contains__(self, key: object) -> bool:
         return key in self.keys()
+
+
+def _check_bugs(bugs: tuple[str, ...], known: Collection[str] | None) -> None:
+    """Each bug name well formed, known (when ``known`` is given) and listed once."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(bugs):
+        if known is not None and name not in known:
+            raise invalid(f"bugs[{i}]", unknown("bug", name, list(known), listing="known"))
+        if known is None and not _BUG_NAME.match(name):
+            raise invalid(f"bugs[{i}]", f"expected a bug name (lowercase letters, digits and "
+                                        f"dashes), got {name!r}")
+        if name in first:
+            raise invalid(f"bugs[{i}]", f"{name!r} is listed twice (bugs[{first[name]}] and "
+                                        f"bugs[{i}])")
+        first[name] = i
 
 
 class StackSpec(SpecModel):
@@ -100,60 +140,47 @@ class StackSpec(SpecModel):
         return self
 
 
+class BurstSpec(SpecModel):
+    """Write bursts at fault injection: more writes in flight exactly when a fault strikes."""
+
+    multiplier: float = _f(1.0, typ="1 <= float <= 100", strict=True, ge=1, le=100,
+                           allow_inf_nan=False, doc="Write users pace this many times faster "
+                           "around each injection; 1 = no bursts.")
+    width: PositiveDuration = _f(2.0, typ="0 < duration <= 60s", le=60, doc="How long each "
+                                 "burst lasts, centred on the injection.")
+    at_revert: bool = _f(False, typ="bool", strict=True, doc="Also burst when each fault "
+                         "window ends (writes in flight while the system fails back).")
+
+
+class HotSpec(SpecModel):
+    """Hot videos: counter writes and reads concentrated on a few keys."""
+
+    videos: int = _f(4, typ="0 <= int <= 1000", strict=True, ge=0, le=1000,
+                     doc="How many videos (the first the load learns) are hot.")
+    share: float = _f(0.5, typ="0 <= float <= 1", strict=True, ge=0, le=1, allow_inf_nan=False,
+                      doc="Share of view/like increments and counter reads that go to a hot "
+                          "video.")
+
+
 class LoadSpec(SpecModel):
     """The load: Locust users pacing toward a total request rate."""
 
     locustfile: str = _f("clipstream", typ="name|path", min_length=1,
                         doc="'clipstream' (built-in) or a path to a locustfile (relative to the "
                             "drill file).")
-    users: int = _f(20, typ="int >= 1", strict=True, ge=1, doc="Concurrent simulated users.")
-    rate: float = _f(100.0, typ="float > 0", strict=True, gt=0,
-                    doc="Target total requests/s (each user paces at rate/users).")
-    timeout: PositiveDuration = _f(1.5, typ="duration > 0", doc="Client timeout per request "
-                                  "(connect + read): an outage shows as errors, not silence.")
-
-
-class Timeline(SpecModel):
-    """Phases, offsets from load start: baseline, faults, settle; then quiesce (load off)."""
-
-    baseline: PositiveDuration = _f(typ="duration > 0", doc="Steady load before any fault; the "
-                                   "objectives must already hold.")
-    faults: tuple[FaultSpec, ...] = _f((), typ="list of faults", doc="The faults (below).")
-    settle: PositiveDuration = _f(20.0, typ="duration > 0", doc="Load continues after the last "
-                                 "fault window ends; recovery is measured here.")
-    quiesce: PositiveDuration = _f(15.0, typ="duration > 0", doc="Load off: bounded wait for the "
-                                  "replicas to converge before the final read.")
-
-    @model_validator(mode="after")
-    def _schedule(self) -> Timeline:
-        seen: list[tuple[int, FaultSpec]] = []
-        for i, fault in enumerate(self.faults):
-            if fault.at < self.baseline:
-                raise invalid(f"faults[{i}].at", f"a fault must start at or after the baseline "
-                              f"({format_duration(self.baseline)}), got "
-                              f"{format_duration(fault.at)}")
-            for j, other in seen:
-                same = (other.kind, other.target) == (fault.kind, fault.target)
-                if same and other.overlaps(fault):
-                    raise invalid(f"faults[{i}]", f"overlaps faults[{j}] ({other.describe()}): "
-                                  f"two {fault.kind} faults on {fault.target} at once")
-            seen.append((i, fault))
-        return self
-
-    @property
-    def fault_end(self) -> float:
-        """When the last fault window ends (the baseline's end if there are no faults)."""
-        return max([self.baseline, *(w.off for f in self.faults for w in f.windows())])
-
-    @property
-    def load_duration(self) -> float:
-        """How long the load runs: until the last fault window ends, plus settle."""
-        return self.fault_end + self.settle
-
-    def windows(self) -> tuple[tuple[int, FaultWindow], ...]:
-        """Every window of every fault as (fault index, window), sorted by start."""
-        pairs = [(i, w) for i, f in enumerate(self.faults) for w in f.windows()]
-        return tuple(sorted(pairs, key=lambda p: (p[1].on, p[0])))
+    users: int = _f(20, typ="1 <= int <= 5000", strict=True, ge=1, le=5000,
+                    doc="Concurrent simulated users.")
+    rate: float = _f(100.0, typ="0 < float <= 10000", strict=True, gt=0, le=10_000,
+                     allow_inf_nan=False,
+                     doc="Target total requests/s (each user paces at rate/users).")
+    timeout: PositiveDuration = _f(1.5, typ="0 < duration <= 60s", le=60, doc="Client timeout "
+                                  "per request (connect + read): an outage shows as errors, not "
+                                  "silence.")
+    retries: int = _f(2, typ="0 <= int <= 10", strict=True, ge=0, le=10, doc="How many times a "
+                      "client resends a write whose answer was indeterminate (timeout, reset, "
+                      "502/503/504), with the same idempotency key.")
+    burst: BurstSpec = _f(BurstSpec(), typ="mapping", doc="Write bursts at injection (below).")
+    hot: HotSpec = _f(HotSpec(), typ="mapping", doc="Hot videos (below).")
 
 
 class RtoObjectives(SpecModel):
@@ -171,6 +198,15 @@ class RtoObjectives(SpecModel):
         return MappingProxyType({c: v for c in OP_CLASSES if (v := getattr(self, c)) is not None})
 
 
+class ExposureObjective(SpecModel):
+    """How much a drill must put at risk for its data objectives to mean something."""
+
+    min_writes_at_risk: int = _f(typ="int >= 0", strict=True, ge=0, doc="Fewest writes at risk "
+                                 "(acked within analysis.exposure_window before a fault, in "
+                                 "flight at it, acked during it, retried); fewer makes the run "
+                                 "inconclusive.")
+
+
 class Objectives(SpecModel):
     """What a passing run shows."""
 
@@ -180,22 +216,32 @@ class Objectives(SpecModel):
                                doc="Most acknowledged uploads that may be missing at the end.")
     counters: Literal["exact", "ignore"] = _f(
         "exact", typ="exact|ignore", doc="exact: every final view/like count lies within "
-        "[acked, acked + indeterminate] increments.")
+        "[acked, acked + indeterminate] increments (zero reads are judged by zero_reads).")
+    zero_reads: Literal["forbid", "fresh", "ignore"] = _f(
+        "forbid", typ="forbid|fresh|ignore", doc="forbid: no read during the drill shows a "
+        "counter at 0 after increments to it were acknowledged; fresh: only reads not marked "
+        "degraded (stale) are judged.")
     split_brain: Literal["forbid", "ignore"] = _f(
         "forbid", typ="forbid|ignore", doc="forbid: no two stores acked under one epoch, no "
         "stale-epoch ack, replicas equal after quiesce.")
     recovery: Literal["required", "ignore"] = _f(
         "required", typ="required|ignore", doc="required: every class came back by itself "
         "after the faults were lifted.")
+    exposure: ExposureObjective | None = _f(
+        None, typ="mapping", doc="Judge exposure (below); left out, it is measured and "
+        "reported only.")
 
     def names(self) -> tuple[str, ...]:
         """The objectives this drill judges: ``rto.<class>``..., ``lost_acked_writes``,
-        then ``counters``, ``split_brain``, ``recovery`` unless ignored."""
+        then ``counters``, ``zero_reads``, ``split_brain``, ``recovery`` unless ignored, and
+        ``exposure`` last when set."""
         names = [f"rto.{c}" for c in self.rto.as_mapping()]
         names.append("lost_acked_writes")
         names += [n for n, on in (("counters", self.counters == "exact"),
+                                  ("zero_reads", self.zero_reads != "ignore"),
                                   ("split_brain", self.split_brain == "forbid"),
-                                  ("recovery", self.recovery == "required")) if on]
+                                  ("recovery", self.recovery == "required"),
+                                  ("exposure", self.exposure is not None)) if on]
         return tuple(names)
 
 
@@ -210,11 +256,15 @@ class AnalysisSpec(SpecModel):
     epsilon: float = _f(0.05, typ="0 <= float < 1", strict=True, ge=0, lt=1,
                        doc="Slack under the baseline success rate in the RTO threshold.")
     min_bucket_requests: float = _f(
-        20.0, typ="float >= 0", strict=True, ge=0, doc="A class with fewer baseline requests "
-        "per bucket is measured on wider buckets (a multiple of bucket); 0 = never widen.")
+        20.0, typ="float >= 0", strict=True, ge=0, allow_inf_nan=False, doc="A class with fewer "
+        "baseline requests per bucket is measured on wider buckets (a multiple of bucket); "
+        "0 = never widen.")
     stragglers: int = _f(0, typ="int >= 0", strict=True, ge=0, doc="A bucket with successes "
                          "is an outage only with more failures than this (1: one straggling "
                          "timeout in a thinned bucket is noise); one where all failed always is.")
+    exposure_window: PositiveDuration = _f(
+        1.0, typ="duration > 0", doc="A write acknowledged within this long before a fault is "
+        "injected counts as at risk (it could still be un-replicated or un-fsync'd).")
 
     @model_validator(mode="after")
     def _hold_spans_buckets(self) -> AnalysisSpec:
@@ -238,6 +288,10 @@ class DrillSpec(SpecModel):
         "other objective is met.")
     fails_on: tuple[str, ...] = _f((), typ="list of objective names", doc="expect: fail only: "
                                   "the objectives expected to miss (default: any).")
+    catches: tuple[str, ...] = _f(
+        (), typ="list of bug names", doc="The planted bugs (stack.config.bugs names) this "
+        "drill exists to catch: `drill selftest` runs it against each and expects a "
+        "data-safety objective to fail.")
     stack: StackSpec = _f(StackSpec(), typ="mapping", doc="Where the system runs (below).")
     load: LoadSpec = _f(LoadSpec(), typ="mapping", doc="The load (below).")
     timeline: Timeline = _f(typ="mapping", doc="Phases and faults (below).")
@@ -249,6 +303,16 @@ class DrillSpec(SpecModel):
     _overrides: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
+    def _catches_known_bugs(self, info: ValidationInfo) -> DrillSpec:
+        known = (info.context or {}).get(BUGS_CONTEXT) if info else None
+        try:
+            _check_bugs(self.catches, None if known is None else list(known))
+        except PydanticCustomError as exc:  # located at catches[i], not bugs[i]
+            path = str((exc.context or {}).get("path", "")).replace("bugs", "catches", 1)
+            raise invalid(path, str((exc.context or {}).get("message", exc))) from None
+        return self
+
+    @model_validator(mode="after")
     def _cross_section(self) -> DrillSpec:
         names = self.objectives.names()
         if self.fails_on and self.expect != "fail":
@@ -257,7 +321,7 @@ class DrillSpec(SpecModel):
             if name not in names:
                 raise invalid(f"fails_on[{i}]", f"{name!r} is not an objective of this drill; "
                                                 f"objectives: {', '.join(names)}")
-        if self.timeline.faults and self.timeline.settle < self.analysis.hold:
+        if self.timeline.all_faults and self.timeline.settle < self.analysis.hold:
             raise invalid("timeline.settle", f"settle ({format_duration(self.timeline.settle)}) "
                           f"is shorter than analysis.hold ({format_duration(self.analysis.hold)})"
                           f": recovery after the last fault could never be shown")

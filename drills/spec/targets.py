@@ -1,4 +1,4 @@
-"""Fault targets checked against a stack's shape, and the "did you mean" helpers.
+"""Fault targets checked against a stack's shape, and schedules that could not be reverted.
 
 A drill names its targets as text; whether ``dc-east`` is a zone, ``store-east`` a node and
 ``api->store-east`` a link depends on the stack. `validate_targets` checks a `DrillSpec` against
@@ -9,13 +9,17 @@ side depends on the spec, not the reverse.
 
 from __future__ import annotations
 
-import difflib
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from drills.duration import format_duration
 from drills.errors import SpecError
-from drills.spec.faults import TARGET_TYPE, FaultSpec
+from drills.spec._base import did_you_mean, unknown
+from drills.spec.faults import TARGET_TYPE, FaultSpec, FaultTemplate, FaultWindow, first_overlap
 from drills.spec.models import DrillSpec
+
+__all__ = ["TopologyLike", "did_you_mean", "unknown", "validate_targets"]
 
 
 class TopologyLike(Protocol):
@@ -28,48 +32,57 @@ class TopologyLike(Protocol):
     def links(self) -> Sequence[str]: ...
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices`` (difflib), or ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def unknown(what: str, word: str, choices: Sequence[str], *, where: str = "",
-            listing: str = "allowed") -> str:
-    """``unknown zone 'dc-eats'; did you mean 'dc-east'? (zones: edge, dc-east, ...)``."""
-    place = f" in {where}" if where else ""
-    return (f"unknown {what} {word!r}{place}{did_you_mean(word, choices)} "
-            f"({listing}: {', '.join(choices)})")
-
-
 def validate_targets(spec: DrillSpec, topology: TopologyLike) -> None:
-    """Check every fault's target exists in ``topology`` and no two node faults overlap.
+    """Check every fault's target exists in ``topology`` and no node is stopped twice at once.
 
-    Raises `SpecError` (source: the drill's file) naming ``timeline.faults[i].<kind>`` and
-    listing the allowed targets, with a "did you mean" when one is close; or naming
-    ``timeline.faults[i]`` when it stops a node another fault is already stopping at the
-    same time (a node cannot be killed twice, nor paused while down).
+    Targets: the fixed faults (``timeline.faults[i].<kind>``) and every nemesis template
+    (``timeline.nemesis.faults[k].<kind>``, so generated faults need no check of their own).
+    Raises `SpecError` (source: the drill's file) listing the allowed targets, with a "did you
+    mean" when one is close.
+
+    Revertability: two faults of `Timeline.all_faults` whose windows overlap and that stop the
+    same node (power_down of its zone, crash, freeze) are refused, naming both (by index in
+    ``all_faults``) and the node: reverting the first would restart or resume a node the other
+    still holds down. Link faults may overlap anything. One sort-and-sweep per node.
     """
     nodes = tuple(n for members in topology.zones.values() for n in members)
     allowed_by = {"zone": tuple(topology.zones), "node": nodes, "link": tuple(topology.links)}
-    faults = spec.timeline.faults
-    for i, fault in enumerate(faults):
+    timeline = spec.timeline
+    named: list[tuple[str, FaultSpec | FaultTemplate]] = [(f"timeline.faults[{i}]", f)
+                                          for i, f in enumerate(timeline.faults)]
+    if timeline.nemesis is not None:
+        named += [(f"timeline.nemesis.faults[{k}]", t)
+                  for k, t in enumerate(timeline.nemesis.faults)]
+    for path, fault in named:
         what = TARGET_TYPE[fault.kind]
         allowed = allowed_by[what]
         if fault.target not in allowed:
             raise SpecError(unknown(what, fault.target, allowed, listing=f"{what}s") +
                             _kind_hint(fault.target, topology),
-                            source=spec.source,
-                            field=f"timeline.faults[{i}].{fault.kind}")
-    hit = [_nodes_hit(f, topology) for f in faults]
-    for i, fault in enumerate(faults):
-        for j in range(i):
-            shared = hit[i] & hit[j]
-            if shared and faults[j].overlaps(fault):
-                raise SpecError(f"overlaps faults[{j}] ({faults[j].describe()}) on node "
-                                f"{', '.join(sorted(shared))}: faults stopping one node must "
-                                f"not overlap in time", source=spec.source,
-                                field=f"timeline.faults[{i}]")
+                            source=spec.source, field=f"{path}.{fault.kind}")
+    _check_revertable(spec, topology)
+
+
+def _check_revertable(spec: DrillSpec, topology: TopologyLike) -> None:
+    timeline = spec.timeline
+    by_node: dict[str, list[tuple[int, FaultWindow]]] = defaultdict(list)
+    for i, fault in enumerate(timeline.all_faults):
+        windows = fault.windows()
+        for node in _nodes_hit(fault, topology):
+            by_node[node] += [(i, w) for w in windows]
+    clashes = []
+    for node, windows in by_node.items():
+        found = first_overlap(windows)
+        if found is not None:
+            clashes.append((found[2], node, found[0], found[1]))
+    if not clashes:
+        return
+    when, node, later, earlier = min(clashes)  # the earliest clash in time
+    raise SpecError(
+        f"{timeline.describe_fault(later)} overlaps {timeline.describe_fault(earlier)} on node "
+        f"{node} (from {format_duration(when)}): both stop it at once, and reverting one would "
+        f"restart it while the other still holds it down; faults stopping one node must not "
+        f"overlap in time", source=spec.source, field=f"timeline.{timeline.fault_path(later)}")
 
 
 def _kind_hint(target: str, topology: TopologyLike) -> str:
@@ -83,8 +96,8 @@ def _kind_hint(target: str, topology: TopologyLike) -> str:
     return ""
 
 
-def _nodes_hit(fault: FaultSpec, topology: TopologyLike) -> frozenset[str]:
+def _nodes_hit(fault: FaultSpec | FaultTemplate, topology: TopologyLike) -> tuple[str, ...]:
     """The nodes a zone or node fault stops (none for link faults)."""
     if TARGET_TYPE[fault.kind] == "zone":
-        return frozenset(topology.zones.get(fault.target, ()))
-    return frozenset({fault.target}) if TARGET_TYPE[fault.kind] == "node" else frozenset()
+        return tuple(topology.zones.get(fault.target, ()))
+    return (fault.target,) if TARGET_TYPE[fault.kind] == "node" else ()

@@ -9,15 +9,21 @@ non-primary answered.
 - ``GET /videos``, ``GET /videos/{id}``, ``GET /videos/{id}/blob``, ``GET /videos/{id}/stats``
 - ``GET /feed?limit=&cursor=``, ``GET /search?q=&limit=``
 - ``POST /videos/{id}/views?op_id=O``, ``POST /videos/{id}/likes?op_id=O`` (once per op id)
-- ``GET /healthz``, ``GET /metrics``, ``GET /openapi.json``, ``GET /docs``
+- ``GET /healthz`` (with ``bugs``: the planted bugs named by ``--bugs``), ``GET /metrics``,
+  ``GET /openapi.json``, ``GET /docs``
 
 Without ``client_id`` (or ``op_id``) the api draws one before the first attempt, so its own
 retries never duplicate a write.
+
+Planted bug ``zero-counts-when-degraded`` (``--bugs``, off by default): a counter read the
+primary could not answer is served with views/likes 0 and without the degraded header
+(`_relay_counters`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clipstream.bugs import Bug, warn_active
 from clipstream.config import ID_PATTERN, ApiConfig
 from clipstream.errors import Refused, Unavailable
 from clipstream.upstream import ApiMetrics, ReadAnswer, Upstream
@@ -38,6 +45,8 @@ from clipstream.web import HDR_DEGRADED, HDR_EPOCH, HDR_STORE, install_error_han
 VideoId = Annotated[str, Path(pattern=ID_PATTERN, description="video id")]
 OpId = Annotated[str | None, Query(pattern=ID_PATTERN, description="client operation id")]
 Limit = Annotated[int, Query(ge=1, le=100)]
+LOG = logging.getLogger("clipstream.api")
+COUNTERS = ("views", "likes")
 
 
 def _up(request: Request) -> Upstream:
@@ -59,6 +68,33 @@ def _relay_read(answer: ReadAnswer, media_type: str = "application/json") -> Res
         headers[HDR_DEGRADED] = "stale"
     return Response(answer.response.content, status_code=answer.response.status_code,
                     headers=headers, media_type=media_type)
+
+
+def zero_counters(body: object) -> object:
+    """A copy of a read's JSON ``body`` with every ``views``/``likes`` (also in ``items``) at 0."""
+    if not isinstance(body, dict):
+        return body
+    out = {k: (0 if k in COUNTERS else v) for k, v in body.items()}
+    if isinstance(out.get("items"), list):
+        out["items"] = [zero_counters(item) for item in out["items"]]
+    return out
+
+
+def _relay_counters(answer: ReadAnswer, bugs: frozenset[str]) -> Response:
+    """Relay a read that carries counters (stats, video, feed, search): as `_relay_read`.
+
+    Bug ``zero-counts-when-degraded``: when the primary could not answer (a non-primary did),
+    a 200 is relayed with every counter at 0 and *without* the degraded header, the "safe
+    default" that shows creators zero views while the primary is down.
+    """
+    if (Bug.ZERO_COUNTS_WHEN_DEGRADED not in bugs or not answer.degraded
+            or answer.response.status_code != 200):
+        return _relay_read(answer)
+    try:
+        body = answer.response.json()
+    except ValueError:
+        return _relay_read(answer)
+    return JSONResponse(zero_counters(body), headers={HDR_STORE: answer.store})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -109,14 +145,20 @@ class MetricsMiddleware:
                 m.errors.labels(route).inc()
 
 
-def create_api_app(cfg: ApiConfig) -> FastAPI:
-    """Build the api app for ``cfg``; the connection pool and route watcher live in its lifespan."""
+def create_api_app(cfg: ApiConfig, *,
+                   transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """Build the api app for ``cfg``; the connection pool and route watcher live in its lifespan.
+
+    ``transport`` replaces the network for every call to the coordinator and the stores
+    (tests pass an ``httpx.MockTransport``); None dials them for real.
+    """
     metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_active(LOG, "api", cfg.bugs)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        async with httpx.AsyncClient(limits=limits) as client:
+        async with httpx.AsyncClient(limits=limits, transport=transport) as client:
             upstream = Upstream(cfg, client, metrics)
             app.state.upstream = upstream
             await upstream.refresh()
@@ -132,7 +174,7 @@ def create_api_app(cfg: ApiConfig) -> FastAPI:
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_write_routes(app, cfg)
-    _add_read_routes(app)
+    _add_read_routes(app, cfg)
     _add_ops_routes(app, metrics)
     return app
 
@@ -165,14 +207,14 @@ def _add_write_routes(app: FastAPI, cfg: ApiConfig) -> None:
         return await increment(request, video_id, "likes", op_id)
 
 
-def _add_read_routes(app: FastAPI) -> None:
+def _add_read_routes(app: FastAPI, cfg: ApiConfig) -> None:
     @app.get("/videos", summary="Every video id")
     async def ids(request: Request) -> Response:
         return _relay_read(await _up(request).read("/videos"))
 
     @app.get("/videos/{video_id}", summary="A video's metadata and counters")
     async def video(request: Request, video_id: VideoId) -> Response:
-        return _relay_read(await _up(request).read(f"/videos/{video_id}"))
+        return _relay_counters(await _up(request).read(f"/videos/{video_id}"), cfg.bugs)
 
     @app.get("/videos/{video_id}/blob", summary="A video's bytes")
     async def blob(request: Request, video_id: VideoId) -> Response:
@@ -182,20 +224,20 @@ def _add_read_routes(app: FastAPI) -> None:
 
     @app.get("/videos/{video_id}/stats", summary="A video's view and like counts")
     async def stats(request: Request, video_id: VideoId) -> Response:
-        return _relay_read(await _up(request).read(f"/videos/{video_id}/stats"))
+        return _relay_counters(await _up(request).read(f"/videos/{video_id}/stats"), cfg.bugs)
 
     @app.get("/feed", summary="Newest videos first, with counters, paginated")
     async def feed(request: Request, limit: Limit = 20,
                    cursor: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{0,17}$")] = None,
                    ) -> Response:
         params = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        return _relay_read(await _up(request).read("/feed", params=params))
+        return _relay_counters(await _up(request).read("/feed", params=params), cfg.bugs)
 
     @app.get("/search", summary="Videos whose title contains q")
     async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
                      limit: Limit = 20) -> Response:
-        return _relay_read(await _up(request).read("/search", params={"q": q,
-                                                                      "limit": str(limit)}))
+        answer = await _up(request).read("/search", params={"q": q, "limit": str(limit)})
+        return _relay_counters(answer, cfg.bugs)
 
 
 def _add_ops_routes(app: FastAPI, metrics: ApiMetrics) -> None:
@@ -207,9 +249,11 @@ def _add_ops_routes(app: FastAPI, metrics: ApiMetrics) -> None:
         except Unavailable:
             return JSONResponse({"status": "unavailable", "primary": up.route.primary,
                                  "epoch": up.route.epoch, "field": None,
-                                 "error": "no store reachable"}, status_code=503)
+                                 "error": "no store reachable",
+                                 "bugs": sorted(up.cfg.bugs)}, status_code=503)
         return JSONResponse({"status": "ok", "primary": up.route.primary,
-                             "epoch": up.route.epoch, "store": answer.store})
+                             "epoch": up.route.epoch, "store": answer.store,
+                             "bugs": sorted(up.cfg.bugs)})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prom(request: Request) -> Response:

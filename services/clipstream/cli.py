@@ -14,12 +14,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from clipstream.bugs import KNOWN_BUGS
 from clipstream.config import (
     ApiConfig,
     CoordinatorConfig,
     StoreConfig,
     add_knob,
     add_store_list,
+    bugs_arg,
     fsync_arg,
     name_arg,
     parse_store_list,
@@ -29,6 +31,13 @@ from clipstream.config import (
     url_arg,
 )
 from clipstream.errors import ClipStreamError, ConfigError
+
+BUGS_HELP = ("planted DR bugs, comma separated (empty = none; for drills that must prove they "
+             "catch them): " + ", ".join(KNOWN_BUGS))
+
+
+def _bugs_knob(p: argparse.ArgumentParser) -> None:
+    add_knob(p, "--bugs", type=bugs_arg, help=BUGS_HELP)
 
 
 def _store_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +56,7 @@ def _store_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                   "coordinator to drop it from the in-sync set (503 if not confirmed in as long)")
     add_knob(p, "--max-blob-bytes", type=positive_int, default=64 << 20,
              help="largest blob accepted")
+    _bugs_knob(p)
 
 
 def _coordinator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +70,7 @@ def _coordinator_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
              help="primary unreachable this long -> promote the replica")
     add_knob(p, "--check-interval-ms", type=positive_int, default=200, help="health check period")
     add_knob(p, "--check-timeout-ms", type=positive_int, default=300, help="health check timeout")
+    _bugs_knob(p)
 
 
 def _api_knobs(p: argparse.ArgumentParser) -> None:
@@ -69,6 +80,7 @@ def _api_knobs(p: argparse.ArgumentParser) -> None:
              help="how long a write is retried across a failover")
     add_knob(p, "--request-timeout-ms", type=positive_int, default=800,
              help="timeout of each call to a store or the coordinator")
+    _bugs_knob(p)
 
 
 def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,15 +119,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def store_config(a: argparse.Namespace) -> StoreConfig:
+    """The `StoreConfig` of parsed ``store`` arguments."""
+    return StoreConfig(name=a.name, host=a.host, port=a.port, data_dir=a.data_dir,
+                       peer_url=a.peer_url, fsync=a.fsync, replication=a.replication,
+                       pull_interval_ms=a.pull_interval_ms,
+                       replication_timeout_ms=a.replication_timeout_ms,
+                       max_blob_bytes=a.max_blob_bytes, bugs=a.bugs or frozenset())
+
+
+def coordinator_config(a: argparse.Namespace) -> CoordinatorConfig:
+    """The `CoordinatorConfig` of parsed ``coordinator`` arguments; `ConfigError` if invalid."""
+    stores = parse_store_list(a.store)
+    primary = a.primary or next(iter(stores))
+    if primary not in stores:
+        raise ConfigError(f"--primary {primary} is not one of --store {', '.join(stores)}")
+    return CoordinatorConfig(host=a.host, port=a.port, data_dir=a.data_dir, stores=stores,
+                             primary=primary, detection_ms=a.detection_ms,
+                             check_interval_ms=a.check_interval_ms,
+                             check_timeout_ms=a.check_timeout_ms, bugs=a.bugs or frozenset())
+
+
+def api_config(a: argparse.Namespace) -> ApiConfig:
+    """The `ApiConfig` of parsed ``api`` arguments; `ConfigError` if invalid."""
+    return ApiConfig(host=a.host, port=a.port, coordinator_url=a.coordinator_url,
+                     stores=parse_store_list(a.store), max_upload_bytes=a.max_upload_bytes,
+                     write_retry_s=a.write_retry_s, request_timeout_ms=a.request_timeout_ms,
+                     refresh_interval_ms=a.refresh_interval_ms, bugs=a.bugs or frozenset())
+
+
 def _run_store(a: argparse.Namespace) -> None:
     from clipstream.store_app import create_store_app
     from clipstream.web import serve
 
-    cfg = StoreConfig(name=a.name, host=a.host, port=a.port, data_dir=a.data_dir,
-                      peer_url=a.peer_url, fsync=a.fsync, replication=a.replication,
-                      pull_interval_ms=a.pull_interval_ms,
-                      replication_timeout_ms=a.replication_timeout_ms,
-                      max_blob_bytes=a.max_blob_bytes)
+    cfg = store_config(a)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     serve(create_store_app(cfg), host=cfg.host, port=cfg.port)
 
@@ -124,14 +161,7 @@ def _run_coordinator(a: argparse.Namespace) -> None:
     from clipstream.coordinator_app import create_coordinator_app
     from clipstream.web import serve
 
-    stores = parse_store_list(a.store)
-    primary = a.primary or next(iter(stores))
-    if primary not in stores:
-        raise ConfigError(f"--primary {primary} is not one of --store {', '.join(stores)}")
-    cfg = CoordinatorConfig(host=a.host, port=a.port, data_dir=a.data_dir, stores=stores,
-                            primary=primary, detection_ms=a.detection_ms,
-                            check_interval_ms=a.check_interval_ms,
-                            check_timeout_ms=a.check_timeout_ms)
+    cfg = coordinator_config(a)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     serve(create_coordinator_app(cfg), host=cfg.host, port=cfg.port)
 
@@ -140,10 +170,7 @@ def _run_api(a: argparse.Namespace) -> None:
     from clipstream.api_app import create_api_app
     from clipstream.web import serve
 
-    cfg = ApiConfig(host=a.host, port=a.port, coordinator_url=a.coordinator_url,
-                    stores=parse_store_list(a.store), max_upload_bytes=a.max_upload_bytes,
-                    write_retry_s=a.write_retry_s, request_timeout_ms=a.request_timeout_ms,
-                    refresh_interval_ms=a.refresh_interval_ms)
+    cfg = api_config(a)
     serve(create_api_app(cfg), host=cfg.host, port=cfg.port)
 
 
@@ -155,7 +182,7 @@ def _run_dev(a: argparse.Namespace) -> None:
                   replication_timeout_ms=a.replication_timeout_ms, detection_ms=a.detection_ms,
                   check_interval_ms=a.check_interval_ms, check_timeout_ms=a.check_timeout_ms,
                   write_retry_s=a.write_retry_s, request_timeout_ms=a.request_timeout_ms,
-                  max_upload_bytes=a.max_upload_bytes)
+                  max_upload_bytes=a.max_upload_bytes, bugs=",".join(sorted(a.bugs or ())))
     base = a.data_dir or Path(tempfile.mkdtemp(prefix="clipstream-dev-"))
     stop = {"now": False}
 

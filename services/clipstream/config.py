@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from clipstream.bugs import parse_bugs
 from clipstream.errors import ConfigError
 
 ENV_PREFIX = "CLIPSTREAM_"
@@ -67,6 +68,7 @@ class StoreConfig:
     replication_timeout_ms: int = 400
     max_blob_bytes: int = 64 << 20
     pull_batch: int = 512
+    bugs: frozenset[str] = frozenset()  # planted DR bugs (clipstream.bugs); none by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class CoordinatorConfig:
     detection_ms: int = 1500
     check_interval_ms: int = 200
     check_timeout_ms: int = 300
+    bugs: frozenset[str] = frozenset()  # planted DR bugs (clipstream.bugs); none by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class ApiConfig:
     write_retry_s: float = 4.0
     request_timeout_ms: int = 800
     refresh_interval_ms: int = 1000
+    bugs: frozenset[str] = frozenset()  # planted DR bugs (clipstream.bugs); none by default
 
 
 def env_name(flag: str) -> str:
@@ -175,6 +179,14 @@ def fsync_arg(text: str) -> FsyncPolicy:
     """argparse type for ``--fsync``."""
     try:
         return FsyncPolicy.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def bugs_arg(text: str) -> frozenset[str]:
+    """argparse type for ``--bugs``: comma-separated names of `clipstream.bugs.KNOWN_BUGS`."""
+    try:
+        return parse_bugs(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 

@@ -20,6 +20,11 @@ turns the observations into the next `CoordState`:
   detection time (the replica is not eligible then);
 - adopt a newer epoch if a store reports one (a coordinator whose data dir was lost).
 
+Two planted bugs (``--bugs``, off by default) bend these rules through `decide`'s keywords:
+``promote-lagging-replica`` (``promote_lagging``: any reachable replica of this epoch is
+eligible) and ``failback-with-stale-data`` (``failback_to``: fail back to the home store as
+soon as it answers, whatever it holds).
+
 The state is persisted (fsync'd, atomically) *before* anyone is told about it, so a restarted
 coordinator keeps the epoch and the primary, and a drop the primary acts on cannot be forgotten.
 """
@@ -37,6 +42,7 @@ from pathlib import Path
 
 import httpx
 
+from clipstream.bugs import Bug
 from clipstream.config import CoordinatorConfig
 
 LOG = logging.getLogger("clipstream.coordinator")
@@ -99,11 +105,34 @@ class Observation:
     report: Report | None
 
 
-def _eligible(r: Observation, state: CoordState) -> bool:
+def _eligible(r: Observation, state: CoordState, *, lagging: bool = False) -> bool:
+    """May the replica be promoted? Reachable, replica of this epoch, and in sync (sync) or
+    reconciled (async); with ``lagging`` (bug promote-lagging-replica) the first three suffice.
+    """
     rep = r.report
     if not r.reachable or rep is None or rep.role != "replica" or rep.epoch != state.epoch:
         return False
+    if lagging:
+        return True
     return state.in_sync if rep.replication == "sync" else rep.reconciled
+
+
+def _failback(state: CoordState, obs: Mapping[str, Observation],
+              home: str | None) -> CoordState | None:
+    """Bug failback-with-stale-data: make ``home`` primary again as soon as it answers.
+
+    No catch-up, no sync check: what the other store acknowledged meanwhile is discarded when
+    it rejoins as a replica of the stale home store. None when ``home`` is None (bug off),
+    already primary, or not reachable.
+    """
+    if home is None or home == state.primary or home not in obs:
+        return None
+    o = obs[home]
+    if not o.reachable or o.report is None:
+        return None
+    return CoordState(epoch=state.epoch + 1, primary=home, in_sync=False,
+                      sync_gen=state.sync_gen, failovers=state.failovers + 1,
+                      last_failover_at=time.time(), primary_boot=o.report.boot_id)
 
 
 def _adopt(state: CoordState, obs: Mapping[str, Observation]) -> CoordState | None:
@@ -119,18 +148,25 @@ def _adopt(state: CoordState, obs: Mapping[str, Observation]) -> CoordState | No
 
 
 def decide(state: CoordState, obs: Mapping[str, Observation], *, now: float, started: float,
-           detection_s: float) -> tuple[CoordState, str | None]:
+           detection_s: float, promote_lagging: bool = False,
+           failback_to: str | None = None) -> tuple[CoordState, str | None]:
     """The next state from the current one and the latest observations (pure).
 
-    Returns the (possibly unchanged) state and a human reason when it changed.
+    Returns the (possibly unchanged) state and a human reason when it changed. The planted
+    bugs are keywords, off by default: ``promote_lagging`` (promote-lagging-replica) and
+    ``failback_to`` = the home store (failback-with-stale-data).
     """
     adopted = _adopt(state, obs)
     if adopted is not None:
         return adopted, f"adopted epoch {adopted.epoch} above a store's"
+    back = _failback(state, obs, failback_to)
+    if back is not None:
+        return back, (f"home store {back.primary} reachable again: failed back at once "
+                      f"(bug {Bug.FAILBACK_WITH_STALE_DATA})")
     other = next(n for n in obs if n != state.primary)
     p, r = obs[state.primary], obs[other]
     p_down = now - (p.last_ok if p.last_ok is not None else started)
-    if p_down >= detection_s and _eligible(r, state):
+    if p_down >= detection_s and _eligible(r, state, lagging=promote_lagging):
         new = CoordState(epoch=state.epoch + 1, primary=other, in_sync=False,
                          sync_gen=state.sync_gen, failovers=state.failovers + 1,
                          last_failover_at=time.time(),
@@ -237,8 +273,12 @@ class Coordinator:
     async def step(self) -> None:
         """Decide on the latest observations; on a change persist, then tell every store."""
         async with self._deciding:
-            new, reason = decide(self.state, self.obs, now=time.monotonic(),
-                                 started=self.started, detection_s=self.cfg.detection_ms / 1000)
+            new, reason = decide(
+                self.state, self.obs, now=time.monotonic(), started=self.started,
+                detection_s=self.cfg.detection_ms / 1000,
+                promote_lagging=Bug.PROMOTE_LAGGING_REPLICA in self.cfg.bugs,
+                failback_to=(self.cfg.primary if Bug.FAILBACK_WITH_STALE_DATA in self.cfg.bugs
+                             else None))
             if new == self.state:
                 return
             await asyncio.to_thread(self._persist, new)
@@ -292,4 +332,4 @@ class Coordinator:
             for n, o in self.obs.items()
         }
         return {**asdict(self.state), "stores": stores, "checks": self.checks,
-                "detection_ms": self.cfg.detection_ms}
+                "detection_ms": self.cfg.detection_ms, "bugs": sorted(self.cfg.bugs)}

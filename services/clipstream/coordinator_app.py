@@ -2,7 +2,8 @@
 
 - ``GET /healthz`` -> ``{"status": "ok", "primary", "epoch"}``
 - ``GET /primary`` -> ``{"primary", "epoch", "in_sync"}`` (what the api routes writes by)
-- ``GET /state`` -> the decided state plus the latest observation of each store
+- ``GET /state`` -> the decided state plus the latest observation of each store and ``bugs``
+  (the planted bugs named by ``--bugs``)
 - ``GET /metrics`` -> Prometheus text (epoch, failovers, store reachability, replication lag)
 """
 
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from clipstream.bugs import warn_active
 from clipstream.config import CoordinatorConfig
 from clipstream.coordinator import Coordinator
 from clipstream.web import install_error_handlers
@@ -60,6 +62,7 @@ def create_coordinator_app(cfg: CoordinatorConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_active(LOG, "coordinator", cfg.bugs)
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
         async with httpx.AsyncClient(limits=limits) as client:
             coord = Coordinator(cfg, client)

@@ -16,6 +16,10 @@ acknowledged alone only after the coordinator confirmed the drop (it never promo
 outside the set), and fails with 503 if the confirmation does not come within another
 ``replication_timeout_ms``. So no acknowledged write is lost with sync replication, and a slow
 or frozen replica stalls writes for about the replication timeout, not the detection time.
+
+Planted bugs (``--bugs``, `clipstream.bugs`; off by default, for DR drills only) bend exactly
+these rules: ``ack-before-fsync`` (`_durable_enough`, `run_flusher`), ``ack-before-replication``
+(`_peer_has`), ``no-fencing`` (`_commit`) and ``count-retries-twice`` (`_dedup_op`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import uuid
 from typing import Literal
 
 from clipstream.blobs import BlobStore
+from clipstream.bugs import Bug
 from clipstream.config import NEVER_WRITEBACK_BYTES, NEVER_WRITEBACK_S, StoreConfig
 from clipstream.errors import Refused, Unavailable
 from clipstream.log import Log
@@ -42,6 +47,7 @@ from clipstream.syncset import SyncSet
 __all__ = ["Assignment", "PullAnswer", "StoreEngine", "StoreStatus", "Upload"]
 
 DURABLE_TIMEOUT_S = 5.0
+LAZY_FLUSH_S = 0.1  # bug ack-before-fsync: the flusher's delay, like a 100 ms WAL writer delay
 LOG = logging.getLogger("clipstream.store")
 
 
@@ -66,6 +72,10 @@ class StoreEngine:
         self._grew = asyncio.Event()
         self.dirty = asyncio.Event()
         self.io_lock = asyncio.Lock()
+
+    def has_bug(self, bug: Bug) -> bool:
+        """True when the planted ``bug`` is on (``--bugs``); always False by default."""
+        return bug in self.cfg.bugs
 
     # ----------------------------------------------------------------- change notification
     def bump(self) -> None:
@@ -174,7 +184,7 @@ class StoreEngine:
             truncated_records=self.log.truncated_records,
             truncated_bytes=self.log.truncated_bytes,
             discarded_records=self.discarded_records, videos=len(self.index.videos),
-            boot_id=self.boot_id,
+            boot_id=self.boot_id, bugs=tuple(sorted(str(b) for b in self.cfg.bugs)),
         )
 
     # ----------------------------------------------------------------- writes
@@ -224,6 +234,7 @@ class StoreEngine:
         self._check_writable(epoch)
         if video_id not in self.index.videos:
             raise Refused(f"no video {video_id}", status=404, code="not_found", field="id")
+        op = self._dedup_op(video_id, field, op)
         at = self.index.ops.get((video_id, field, op))
         if at is None:
             at = self.log.last_index + 1
@@ -233,25 +244,64 @@ class StoreEngine:
         assert stats is not None
         return stats
 
+    def _dedup_op(self, video_id: str, field: str, op: str) -> str:
+        """The op key an increment is deduplicated (and logged) under: ``op`` itself.
+
+        Bug ``count-retries-twice``: dedup only within one epoch, as if the table lived with
+        the primary and was rebuilt empty on failover. An op already recorded under an older
+        epoch gets the key ``op@e<epoch>``: a new op for the log, replication and replay alike.
+        """
+        if not self.has_bug(Bug.COUNT_RETRIES_TWICE):
+            return op
+        at = self.index.ops.get((video_id, field, op))
+        if at is None or self.log.epoch_at(at) >= self.epoch:
+            return op
+        return f"{op}@e{self.epoch}"
+
+    def _durable_enough(self, at: int) -> bool:
+        """Record ``at`` may be acknowledged as far as this store's disk is concerned.
+
+        Bug ``ack-before-fsync``: in the write-back buffer (the OS page cache) is enough.
+        """
+        if self.cfg.fsync.mode != "always" or self.has_bug(Bug.ACK_BEFORE_FSYNC):
+            return True
+        return self.log.durable_index >= at
+
+    def _peer_has(self, at: int) -> bool:
+        """Record ``at`` may be acknowledged as far as the replica is concerned.
+
+        Bug ``ack-before-replication``: never wait for the replica (it stays in sync, promotable).
+        """
+        if not self.waiting_for_peer or self.has_bug(Bug.ACK_BEFORE_REPLICATION):
+            return True
+        return self.sync.peer_acked >= at
+
     async def _commit(self, at: int, epoch: int) -> None:
         """Wait until record ``at`` may be acknowledged; raise `Unavailable` if it may not.
 
         Waiting for the replica is bounded: after the replication timeout the in-sync set is
         asked to shrink (see `SyncSet`); after twice the timeout the write fails unacknowledged.
+        Bug ``no-fencing``: after the timeout the write is acknowledged alone at once, without
+        waiting for the coordinator to confirm the shrink (that wait is the fence).
         """
         start, timeout = time.monotonic(), self.cfg.replication_timeout_ms / 1000
         while True:
             if self.role != "primary" or self.epoch != epoch:
                 raise Unavailable(f"{self.cfg.name} was deposed before the write committed")
-            durable = self.cfg.fsync.mode != "always" or self.log.durable_index >= at
-            peer = not self.waiting_for_peer or self.sync.peer_acked >= at
+            durable = self._durable_enough(at)
+            peer = self._peer_has(at)
             if durable and peer:
                 return
             waited = time.monotonic() - start
-            if not peer and waited >= timeout and self.sync.request_shrink():
-                LOG.warning("%s: replica silent for %d ms, asking to drop sync generation %d",
-                            self.cfg.name, round(waited * 1000), self.sync.shrink_gen)
-                self.bump()  # wakes the coordinator's long poll
+            if not peer and waited >= timeout:
+                if self.sync.request_shrink():
+                    LOG.warning("%s: replica silent for %d ms, asking to drop sync generation "
+                                "%d", self.cfg.name, round(waited * 1000), self.sync.shrink_gen)
+                    self.bump()  # wakes the coordinator's long poll
+                if self.has_bug(Bug.NO_FENCING):
+                    peer = True  # the bug: acknowledged alone, the drop never confirmed
+                    if durable:
+                        return
             limit = 2 * timeout if not peer else DURABLE_TIMEOUT_S
             if waited >= limit:
                 raise Unavailable("the replica did not acknowledge in time and its removal "
@@ -276,6 +326,8 @@ class StoreEngine:
         while True:
             if policy.mode == "always":
                 await self.dirty.wait()
+                if self.has_bug(Bug.ACK_BEFORE_FSYNC):
+                    await asyncio.sleep(LAZY_FLUSH_S)  # acks did not wait: flush in groups
                 self.dirty.clear()
                 await self.flush(fsync=True)
             elif policy.mode == "interval":

@@ -48,6 +48,7 @@ class Knobs:
     write_retry_s: float = 4.0
     request_timeout_ms: int = 800
     max_upload_bytes: int = 8 << 20
+    bugs: str = ""  # planted DR bugs, comma separated (clipstream.bugs); empty = none
 
 
 @dataclass(slots=True)
@@ -145,7 +146,7 @@ class LocalCluster:
         ports["api"] = api_port or free_port(host)
         urls = {n: f"http://{host}:{p}" for n, p in ports.items()}
         stores = [f"--store={n}={urls[n]}" for n in STORES]
-        common = ["--host", host]
+        common = ["--host", host, f"--bugs={k.bugs}"]
         self.nodes: dict[str, NodeProcess] = {}
         for name, peer in zip(STORES, reversed(STORES), strict=True):
             self.nodes[name] = self._node(name, "store", urls[name], [

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from clipstream.bugs import Bug
 from clipstream.engine import PullAnswer, StoreEngine
 from clipstream.errors import ClipStreamError, CorruptRecord
 from clipstream.records import Record, VideoRecord, from_wire, to_wire
@@ -120,6 +121,17 @@ async def pull_once(engine: StoreEngine, client: httpx.AsyncClient, peer_url: st
     return answer
 
 
+async def durable_before_ack(engine: StoreEngine, timeout: float = 5.0) -> bool:
+    """Hold the next pull (the acknowledgement) until what was appended is durable (sync mode).
+
+    Returns whether it is durable under this store's policy. Bug ``ack-before-fsync``: returns
+    False at once, so the next pull acknowledges records still in the write-back buffer.
+    """
+    if engine.has_bug(Bug.ACK_BEFORE_FSYNC):
+        return False
+    return await engine.wait_durable(engine.log.last_index, timeout=timeout)
+
+
 async def run_replica(engine: StoreEngine, client: httpx.AsyncClient) -> None:
     """Replicate forever while this store is a replica; idle otherwise."""
     peer_url = engine.cfg.peer_url
@@ -144,6 +156,6 @@ async def run_replica(engine: StoreEngine, client: httpx.AsyncClient) -> None:
             continue
         taken = engine.apply_pulled(answer, epoch=epoch)
         if sync and taken:
-            await engine.wait_durable(engine.log.last_index, timeout=5.0)
+            await durable_before_ack(engine)
         if not sync and answer.last_index <= engine.log.last_index:
             await asyncio.sleep(engine.cfg.pull_interval_ms / 1000)

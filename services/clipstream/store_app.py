@@ -2,7 +2,8 @@
 
 Routes (JSON unless said):
 
-- ``GET /healthz`` ``{"name","role","epoch"}``; ``GET /state`` the full `StoreStatus`;
+- ``GET /healthz`` ``{"name","role","epoch"}``; ``GET /state`` the full `StoreStatus`
+  (with ``bugs``: the planted bugs named by ``--bugs``);
   ``GET /dump`` every video and counter (the harness's final read); ``GET /metrics``.
 - ``POST /assign?wait_ms=`` (coordinator) an `Assignment`; answers the status (it doubles as
   health check), after holding up to ``wait_ms`` until something the coordinator decides on
@@ -36,6 +37,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
 from clipstream.blobs import BlobStore
+from clipstream.bugs import warn_active
 from clipstream.config import ID_PATTERN, StoreConfig
 from clipstream.engine import Assignment, StoreEngine
 from clipstream.errors import CorruptRecord, Refused
@@ -112,6 +114,7 @@ def create_store_app(cfg: StoreConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_active(LOG, "store", cfg.bugs)
         blobs = BlobStore(cfg.data_dir / "blobs", fsync=cfg.fsync.mode != "never")
         with Log(cfg.data_dir / "log") as log:
             if log.truncated_bytes:

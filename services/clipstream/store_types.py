@@ -50,6 +50,7 @@ class StoreStatus:
     discarded_records: int
     videos: int
     boot_id: str
+    bugs: tuple[str, ...] = ()  # planted DR bugs named by --bugs (clipstream.bugs), sorted
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,52 @@ def final(*stores: StoreSnapshot, primary: str | None = None) -> FinalRead:
                      stores=tuple(stores))
 
 
-def fault(id: str, at: float, kind: str = "power_down") -> FaultRecord:
-    return FaultRecord(id=id, kind=kind, target="dc-east", scheduled_at=at - T0, injected_at=at)
+def fault(
+    id: str,
+    at: float,
+    kind: str = "power_down",
+    *,
+    reverted: float | None = None,
+    target: str = "dc-east",
+) -> FaultRecord:
+    return FaultRecord(id=id, kind=kind, target=target, scheduled_at=at - T0, injected_at=at,
+                       reverted_at=reverted)
+
+
+def attempts(
+    f: str,
+    id: str,
+    tries: Iterable[tuple[float, float | None, str]],
+    *,
+    video: str | None = None,
+    process: str = "p0",
+    **extra: object,
+) -> list[Op]:
+    """One op id sent several times: ``(invoke, done, outcome)`` per attempt, numbered from 1
+    on both entries (``done`` None: no completion was recorded)."""
+    video = video if video is not None else (id if f == "upload" else None)
+    ops: list[Op] = []
+    for n, (t, done, outcome) in enumerate(tries, start=1):
+        ops.append(Op(process=process, type="invoke", f=f, id=id, time=t,  # type: ignore[arg-type]
+                      video=video, attempt=n))
+        if done is not None:
+            ops.append(Op(process=process, type=outcome, f=f, id=id,  # type: ignore[arg-type]
+                          time=done, video=video, attempt=n, **extra))  # type: ignore[arg-type]
+    return ops
+
+
+def stats_read(id: str, video: str, t: float, done: float, *, store: str = "west",
+               outcome: str = "ok", **seen: object) -> list[Op]:
+    """A stats read of ``video`` (``seen``: views, likes, degraded, epoch, ...)."""
+    return write("read", id, t, done, outcome, video=video, store=store, **seen)
+
+
+def feed_read(id: str, items: Iterable[tuple[str, int, int]], t: float, done: float, *,
+              store: str = "west", **extra: object) -> list[Op]:
+    """An ok feed (or search) read that showed ``items``: ``(video, views, likes)`` each."""
+    return [Op(process="p0", type="invoke", f="read", id=id, time=t),
+            Op(process="p0", type="ok", f="read", id=id, time=done, store=store,
+               items=tuple(items), **extra)]  # type: ignore[arg-type]
 
 
 def traffic(

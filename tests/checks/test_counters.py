@@ -1,4 +1,5 @@
-"""Counter bounds (views, likes) and zero reads."""
+"""Counter bounds (views, likes), with retried increments, and zero reads (stats reads, feed
+and search items, degraded reads)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from drills.checks.counters import check_counters, check_zero_reads, counter_bounds, zero_reads
 from drills.model import Op
 
-from ._build import T0, final, flatten, snap, write
+from ._build import T0, attempts, feed_read, final, flatten, snap, write
 
 
 def increments(f: str, video: str, acked: int, indet: int, failed: int, t: float = T0) -> list[Op]:
@@ -58,6 +59,20 @@ def test_the_same_op_completed_twice_counts_once():
     assert (views.low, views.high, views.within) == (1, 1, True)
     res = check_counters(history, final=final(snap("east", {"a"}, views={"a": 2})))
     assert res.passed is False
+
+
+def test_retried_increments_count_once_by_their_merged_outcome():
+    # x: info, info, ok -> one acked increment; y: info, fail -> one indeterminate increment.
+    history = [*attempts("view", "x", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "info"),
+                                       (T0 + 4, T0 + 5, "ok")], video="a"),
+               *attempts("view", "y", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "fail")],
+                         video="a")]
+    (views,) = [b for b in counter_bounds(history, final=snap("east", {"a"}, views={"a": 1}))
+                if b.counter == "views"]
+    assert (views.acked, views.indeterminate, views.low, views.high) == (1, 1, 1, 2)
+    for value, ok in ((0, False), (1, True), (2, True), (3, False)):
+        res = check_counters(history, final=final(snap("east", {"a"}, views={"a": value})))
+        assert res.passed is ok, value
 
 
 def test_failed_increments_do_not_widen_the_bounds():
@@ -131,3 +146,63 @@ def test_reads_count_only_acks_completed_before_their_invoke():
                *read("early", "a", T0 + 0.5, T0 + 1.5, likes=0),
                *read("late", "a", T0 + 1.2, T0 + 1.5, likes=0)]
     assert [z.read_id for z in zero_reads(history)] == ["late"]
+
+
+def test_retried_increment_counts_as_acked_from_its_first_ack():
+    history = [*attempts("like", "l", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "ok"),
+                                       (T0 + 4, T0 + 5, "ok")], video="a"),
+               *read("before", "a", T0 + 2.5, T0 + 2.6, likes=0),
+               *read("after", "a", T0 + 3.5, T0 + 3.6, likes=0)]
+    assert [(z.read_id, z.acked_before) for z in zero_reads(history)] == [("after", 1)]
+
+
+# --- zero reads in feed and search items, degraded reads ------------------------------------
+
+
+ACKED = flatten([write("view", "v1", T0, T0 + 0.1, video="a"),
+                 write("like", "l1", T0, T0 + 0.1, video="b"),
+                 write("view", "v2", T0 + 2, T0 + 2.1, video="c")])  # acked after the reads
+
+
+def test_each_item_of_a_feed_read_is_judged_like_a_stats_read():
+    history = [*ACKED,
+               *feed_read("f1", [("a", 0, 0), ("b", 4, 0), ("c", 0, 0), ("new", 0, 0)],
+                          T0 + 1, T0 + 1.1, store="east")]
+    got = [(z.read_id, z.video, z.counter, z.item, z.store) for z in zero_reads(history)]
+    assert got == [("f1", "a", "views", True, "east"), ("f1", "b", "likes", True, "east")]
+    res = check_zero_reads(history)
+    assert res.passed is False and res.metrics["zero_reads"] == 2
+    assert res.metrics["zero_read_videos"] == 2 and res.metrics["reads_judged"] == 1
+    assert res.findings[0].startswith("read f1 (feed/search item) of a invoked at")
+
+
+def test_an_item_shown_twice_is_flagged_once_and_a_correct_feed_passes():
+    twice = [*ACKED, *feed_read("f1", [("a", 0, 1), ("a", 0, 1)], T0 + 1, T0 + 1.1)]
+    assert len(zero_reads(twice)) == 1
+    good = [*ACKED, *feed_read("f2", [("a", 1, 0), ("b", 0, 1)], T0 + 1, T0 + 1.1),
+            *feed_read("f3", [], T0 + 1, T0 + 1.1)]
+    res = check_zero_reads(good)
+    assert res.passed is True and res.metrics["reads_judged"] == 2
+
+
+def test_degraded_reads_are_judged_by_default_and_skipped_when_asked():
+    history = [*ACKED,
+               *read("stale", "a", T0 + 1, T0 + 1.1, views=0, degraded=True),
+               *feed_read("stale-feed", [("b", 0, 0)], T0 + 1, T0 + 1.1, degraded=True),
+               *read("fresh", "a", T0 + 1, T0 + 1.1, views=0, degraded=False),
+               *read("unknown", "a", T0 + 1, T0 + 1.1, views=0)]
+    res = check_zero_reads(history)
+    assert res.passed is False
+    assert (res.metrics["zero_reads"], res.metrics["zero_reads_degraded"]) == (4, 2)
+    assert (res.metrics["reads_judged"], res.metrics["reads_skipped_degraded"]) == (4, 0)
+    assert res.summary.startswith("4 reads saw a counter at 0") and "2 of them degraded" in \
+        res.summary
+    fresh = check_zero_reads(history, include_degraded=False)
+    assert fresh.passed is False  # a primary's read saying 0 is still wrong
+    assert (fresh.metrics["zero_reads"], fresh.metrics["zero_reads_degraded"]) == (2, 0)
+    assert (fresh.metrics["reads_judged"], fresh.metrics["reads_skipped_degraded"]) == (2, 2)
+    assert [z.read_id for z in zero_reads(history, include_degraded=False)] == ["fresh",
+                                                                                 "unknown"]
+    only_stale = [*ACKED, *read("stale", "a", T0 + 1, T0 + 1.1, views=0, degraded=True)]
+    assert check_zero_reads(only_stale, include_degraded=False).passed is True
+    assert check_zero_reads(only_stale).passed is False

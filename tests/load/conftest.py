@@ -1,16 +1,22 @@
-"""Fixtures for the load tests: free ports, a misbehaving HTTP server, a real ClipStream.
+"""Fixtures for the load tests: free ports, a misbehaving HTTP server, a lossy proxy, a real
+ClipStream.
 
 ``clipstream_api`` starts the real ``clipstream dev`` (all four nodes as child processes, in
 their own process group, on loopback) and yields its api URL. ``misbehaving_api`` is a real
 threaded HTTP server on loopback that answers each ClipStream route wrongly in one known way,
-to show that the load classifies every kind of bad answer.
+to show that the load classifies every kind of bad answer. ``lossy_api`` puts a `LossyProxy`
+(a loopback HTTP proxy in this process) in front of ``clipstream_api``: it loses the answers of
+~30 % of the writes after the api applied them (the fault that makes writes indeterminate) and
+marks every search answer degraded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,6 +27,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -113,6 +120,105 @@ def misbehaving_api() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class _Relay(BaseHTTPRequestHandler):
+    """Forwards one request to the upstream api and relays its answer, or loses it."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as the api itself
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._relay()
+
+    def do_POST(self) -> None:
+        self._relay()
+
+    def _relay(self) -> None:
+        server = self.server
+        assert isinstance(server, LossyProxy)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ctype = self.headers.get("Content-Type")
+        conn = http.client.HTTPConnection(server.upstream[0], server.upstream[1], timeout=10)
+        try:
+            conn.request(self.command, self.path, body=body,
+                         headers={"Content-Type": ctype} if ctype else {})
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError:
+            self.close_connection = True
+            return
+        finally:
+            conn.close()
+        if self.command == "POST" and server.lose_this_answer():
+            self.close_connection = True  # applied upstream; the client sees a reset
+            return
+        self.send_response(resp.status)
+        for key, value in resp.getheaders():
+            if key.lower() == "content-type" or key.lower().startswith("x-clipstream-"):
+                self.send_header(key, value)
+        if self.path.startswith("/search"):
+            self.send_header("X-ClipStream-Degraded", "stale")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class LossyProxy(ThreadingHTTPServer):
+    """A loopback proxy to ``upstream`` (an api URL), as a context manager yielding its URL.
+
+    Each write (POST) is forwarded whole and answered upstream; then, with probability
+    ``lose``, the proxy closes the client's connection instead of relaying the answer: the
+    write took effect, the client cannot know (a reset: indeterminate). Search answers get
+    ``X-ClipStream-Degraded: stale`` added (as from a replica); everything else is relayed.
+    ``lost`` counts the answers lost.
+    """
+
+    daemon_threads = True
+    block_on_close = True
+    request_queue_size = 128
+
+    def __init__(self, upstream: str, *, lose: float, seed: int = 1):
+        super().__init__(("127.0.0.1", 0), _Relay)
+        url = urlsplit(upstream)
+        self.upstream = (url.hostname or "127.0.0.1", url.port or 80)
+        self.lose = lose
+        self.lost = 0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def lose_this_answer(self) -> bool:
+        with self._lock:
+            lost = self._rng.random() < self.lose
+            self.lost += lost
+            return lost
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> LossyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def lossy_api(clipstream_api: str) -> Iterator[LossyProxy]:
+    """A `LossyProxy` in front of the real ClipStream that loses 30 % of the write answers."""
+    with LossyProxy(clipstream_api, lose=0.3) as proxy:
+        yield proxy
 
 
 def _clipstream_bin() -> str | None:

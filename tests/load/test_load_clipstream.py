@@ -96,14 +96,24 @@ def test_history_pairs_every_invoke_and_acks_name_their_store(run: Run) -> None:
     for o in done.values():
         if o.type == "ok" and o.f != "read":
             assert o.epoch is not None and o.epoch >= 1 and o.store, o
-        if o.f == "read" and o.type == "ok":
+        if o.f == "read" and o.type == "ok" and o.video is not None:  # a stats read
             assert o.views is not None and o.likes is not None and o.views >= 0
-    # Requests and history agree on how many writes were sent (a request cut by the stop
-    # has its invoke but no request record: at most one per user).
+            assert o.items is None
+        if o.f == "read" and o.type == "ok" and o.video is None:  # a feed or a search
+            assert o.items is not None and o.views is None
+        if o.f == "read" and o.type in ("ok", "fail") and not (o.error or "").startswith("int"):
+            assert o.degraded is not None
+        if o.f != "read":
+            assert o.attempt == 1, "retries are off by default"
+    assert any(o.items for o in done.values() if o.f == "read"), "feeds show the uploads"
+    # Requests and history agree on how many writes and reads were sent (a request cut by
+    # the stop has its invoke but no request record: at most one per user).
     sent = Counter(r.op for r in run.requests)
     invoked = Counter(o.f for o in run.history if o.type == "invoke")
-    for f, op in (("upload", "upload"), ("view", "view"), ("like", "like"), ("read", "stats")):
-        assert 0 <= invoked[f] - sent[op] <= USERS, (f, invoked[f], sent[op])
+    reads = sent["stats"] + sent["feed"] + sent["search"]
+    for f, n in (("upload", sent["upload"]), ("view", sent["view"]), ("like", sent["like"]),
+                 ("read", reads)):
+        assert 0 <= invoked[f] - n <= USERS, (f, invoked[f], n)
 
 
 def test_acked_uploads_really_exist_in_the_api(run: Run) -> None:

@@ -150,10 +150,54 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
         ({}, "DRILLS_RECORD_DIR"),
         ({"DRILLS_RECORD_DIR": "d", "DRILLS_RATE": "0"}, "DRILLS_RATE"),
         ({"DRILLS_RECORD_DIR": "d", "DRILLS_USERS": "-1"}, "DRILLS_USERS"),
-        ({"DRILLS_RECORD_DIR": "d", "DRILLS_TIMEOUT_S": "soon"}, None),
+        ({"DRILLS_RECORD_DIR": "d", "DRILLS_TIMEOUT_S": "soon"}, "DRILLS_TIMEOUT_S"),
     ],
 )
 def test_settings_reject_bad_values(env: dict[str, str], field: str | None) -> None:
     with pytest.raises(SpecError) as info:
         LoadSettings.from_env(env)
     assert info.value.field == field
+
+
+def test_data_at_risk_settings_round_trip_and_default_when_unset(tmp_path: Path) -> None:
+    s = LoadSettings(record_dir=tmp_path, bursts=(5.0, 12.5), burst_multiplier=3.0,
+                     burst_width_s=1.5, retries=4, hot_videos=8, hot_share=0.25)
+    env = s.to_env()
+    assert env["DRILLS_BURSTS"] == "5.0,12.5"
+    assert (env["DRILLS_BURST_MULTIPLIER"], env["DRILLS_BURST_WIDTH_S"]) == ("3.0", "1.5")
+    assert (env["DRILLS_RETRIES"], env["DRILLS_HOT_VIDEOS"], env["DRILLS_HOT_SHARE"]) == \
+        ("4", "8", "0.25")
+    assert LoadSettings.from_env(env) == s
+    assert s.burst_plan.active(100.0 + 13.0, 100.0)
+    # an older harness sets none of them: everything off
+    old = LoadSettings.from_env({"DRILLS_RECORD_DIR": "d", "DRILLS_RATE": "10"})
+    assert (old.bursts, old.burst_multiplier, old.burst_width_s, old.retries, old.hot_videos,
+            old.hot_share) == ((), 1.0, 2.0, 0, 0, 0.0)
+    assert old.burst_plan.inert
+    assert LoadSettings.from_env({**env, "DRILLS_BURSTS": ""}).bursts == ()
+    assert LoadSettings.from_env({**env, "DRILLS_BURSTS": " 3, 4 ,"}).bursts == (3.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DRILLS_BURSTS", "5,soon"), ("DRILLS_BURSTS", "-1"), ("DRILLS_BURSTS", "nan"),
+        ("DRILLS_BURST_MULTIPLIER", "0.5"), ("DRILLS_BURST_MULTIPLIER", "inf"),
+        ("DRILLS_BURST_MULTIPLIER", "x"), ("DRILLS_BURST_WIDTH_S", "0"),
+        ("DRILLS_BURST_WIDTH_S", "inf"), ("DRILLS_RETRIES", "11"), ("DRILLS_RETRIES", "-1"),
+        ("DRILLS_RETRIES", "1.5"), ("DRILLS_HOT_VIDEOS", "1001"), ("DRILLS_HOT_SHARE", "1.2"),
+        ("DRILLS_HOT_SHARE", "-0.1"), ("DRILLS_HOT_SHARE", "nan"),
+    ],
+)
+def test_data_at_risk_settings_reject_bad_values(name: str, value: str) -> None:
+    with pytest.raises(SpecError) as info:
+        LoadSettings.from_env({"DRILLS_RECORD_DIR": "d", name: value})
+    assert info.value.field == name
+
+
+def test_recorder_remembers_its_start_as_t0(tmp_path: Path) -> None:
+    with Recorder(tmp_path, pid=1) as rec:
+        assert rec.started_at is None
+        rec.mark_started(100.0)
+        rec.mark_started(150.0)
+        assert rec.started_at == 100.0 == read_started(tmp_path)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from drills.errors import LoadError, SpecError
+from drills.load.records import LoadSettings
 from drills.load.runner import LOCUSTFILES, LoadConfig, LoadRunner, resolve_locustfile
 from drills.model import Op
 
@@ -88,6 +89,40 @@ def test_config_rejects_values_that_cannot_work(tmp_path: Path, kw: dict[str, ob
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"burst_multiplier": 0.9}, "load.burst.multiplier"),
+     ({"burst_multiplier": float("inf")}, "load.burst.multiplier"),
+     ({"burst_width_s": 0.0}, "load.burst.width"),
+     ({"burst_width_s": float("nan")}, "load.burst.width"),
+     ({"retries": -1}, "load.retries"), ({"retries": 11}, "load.retries"),
+     ({"hot_videos": -1}, "load.hot.videos"), ({"hot_videos": 1001}, "load.hot.videos"),
+     ({"hot_share": 1.5}, "load.hot.share"), ({"hot_share": -0.5}, "load.hot.share"),
+     ({"bursts": (3.0, float("nan"))}, "load.bursts")],
+)
+def test_config_rejects_data_at_risk_values_that_cannot_work(
+        tmp_path: Path, kw: dict[str, object], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        _config(tmp_path, "http://127.0.0.1:1", **kw)
+    assert info.value.field == field
+
+
+def test_config_passes_data_at_risk_settings_to_the_locustfile(tmp_path: Path) -> None:
+    off = _config(tmp_path, "http://127.0.0.1:1")
+    assert (off.bursts, off.burst_multiplier, off.burst_width_s, off.retries, off.hot_videos,
+            off.hot_share) == ((), 1.0, 2.0, 0, 0, 0.0)
+    edges = _config(tmp_path, "http://127.0.0.1:1", burst_multiplier=1.0, retries=10,
+                    hot_videos=1000, hot_share=1.0, bursts=(0.0,))
+    cfg = _config(tmp_path, "http://127.0.0.1:1", bursts=[4.0, 9.0], burst_multiplier=3.0,
+                  burst_width_s=1.0, retries=2, hot_videos=5, hot_share=0.5)
+    assert cfg.bursts == (4.0, 9.0) and edges.retries == 10
+    settings = LoadSettings.from_env(cfg.environment())
+    assert (settings.bursts, settings.burst_multiplier, settings.burst_width_s,
+            settings.retries, settings.hot_videos, settings.hot_share) == \
+        ((4.0, 9.0), 3.0, 1.0, 2, 5, 0.5)
+    assert settings.parent_pid == os.getpid()
+
+
 @pytest.mark.slow
 def test_dead_api_gives_refused_requests_and_failed_writes(tmp_path: Path, dead_url: str) -> None:
     """Nothing listens on the port: every request is refused, every write a definite fail."""
@@ -101,10 +136,17 @@ def test_dead_api_gives_refused_requests_and_failed_writes(tmp_path: Path, dead_
     assert min(r.t for r in reqs) >= load.started_at
     pairs = _pairs(hist)
     assert pairs, "uploads are attempted even though nothing answers"
-    # Nothing is known, so views, likes and stats wait: uploads are the only writes.
-    assert {inv.f for inv, _ in pairs.values()} == {"upload"}
-    assert _completion_kinds(hist) == {("upload", "fail", "refused")}
-    assert Counter(r.op for r in reqs)["upload"] == len(pairs) - _interrupted(hist)
+    # Nothing is known, so views, likes and stats wait: uploads are the only writes, feeds
+    # and searches the only reads (without a video).
+    assert {inv.f for inv, _ in pairs.values()} == {"upload", "read"}
+    assert all(inv.video is None for inv, _ in pairs.values() if inv.f == "read")
+    assert _completion_kinds(hist) == {("upload", "fail", "refused"), ("read", "fail", "refused")}
+    # no answer, so no degraded header: every completed read says False
+    assert {end.degraded for _, end in pairs.values() if end.f == "read"
+            and not (end.error or "").startswith("interrupted")} == {False}
+    uploads = [end for _, end in pairs.values() if end.f == "upload"]
+    assert Counter(r.op for r in reqs)["upload"] == len(uploads) - _interrupted(uploads)
+    assert {end.attempt for end in uploads} == {1}, "retries are off by default"
 
 
 @pytest.mark.slow
@@ -114,6 +156,7 @@ def test_every_bad_answer_is_classified(tmp_path: Path, misbehaving_api: str) ->
         ("upload", "info", "http 503"), ("view", "fail", "http 404"),
         ("like", "info", "timeout"), ("read", "fail", "body not JSON"),
         ("read", "fail", "body without views/likes"),
+        ("read", "ok", None), ("read", "fail", "http 500"),  # feed fine, search 500
     }
     # A timeout is the right verdict for any answer that comes too late, which a starved
     # machine can cause for any route: tolerated, but nothing else.
@@ -131,6 +174,9 @@ def test_every_bad_answer_is_classified(tmp_path: Path, misbehaving_api: str) ->
     assert all((r.ok, r.status, r.error) == (False, 500, "http 500")
                for r in set(by_op["search"]) - timed_out)
     assert all(not r.ok and r.status == 200 for r in set(by_op["stats"]) - timed_out)
+    feeds = [o for o in hist if o.f == "read" and o.type == "ok"]
+    assert feeds and all(o.video is None and o.items == (("v1", 0, 0),) and o.degraded is False
+                         for o in feeds)
     # The client timeout (1 s) bounds a hanging request, well below the server's 5 s hang.
     assert by_op["like"] and all(r.error == "timeout" and 0.9 < r.duration < 4.0
                                  for r in by_op["like"])

@@ -1,21 +1,41 @@
 """ClipStream load: a mix of feed, view, like, upload, search and stats requests, recorded.
 
 Runs inside Locust only (``locust -f``, started by `drills.load.runner`). Configured by the
-environment (`drills.load.records.LoadSettings`): ``DRILLS_RECORD_DIR`` (required),
-``DRILLS_RATE`` total req/s, ``DRILLS_USERS``, ``DRILLS_TIMEOUT_S`` connect and read timeout,
-``DRILLS_PARENT_PID`` the harness to outlive not.
+environment (`drills.load.records.LoadSettings`; unset variables take the defaults in
+brackets): ``DRILLS_RECORD_DIR`` (required), ``DRILLS_RATE`` total req/s [150],
+``DRILLS_USERS`` [30], ``DRILLS_TIMEOUT_S`` connect and read timeout [1.5],
+``DRILLS_PARENT_PID`` the harness to outlive not [none]; and, to put data at risk:
+``DRILLS_BURSTS`` comma-separated offsets (s) from ``t0`` [none], ``DRILLS_BURST_MULTIPLIER``
+[1], ``DRILLS_BURST_WIDTH_S`` [2], ``DRILLS_RETRIES`` [0], ``DRILLS_HOT_VIDEOS`` [0],
+``DRILLS_HOT_SHARE`` [0].
 
-Each user paces itself with ``constant_throughput(rate / users)`` and does one operation class
-only; users are split between the classes (``fixed_count``, at least one each): feed 50 %,
-view 20 %, like 10 %, upload 8 %, search 6 %, stats 6 %. One class per user keeps the classes
-independent, as real clients are: a user stuck on a timed-out upload does not stop the feed
-traffic of others, so each class's RTO and throughput reflect that class's availability alone
-(a single mixed user would let write timeouts starve the reads and read as a read outage).
-Views, likes and stats target videos known to this load process (acknowledged uploads and ids
-seen in feeds); with none known yet they wait.
-Every request becomes a `Request` line (via the ``request`` event); every write an ``invoke``
-then ``ok|fail|info`` `Op` in the history, every counter read an ``invoke`` then ``ok`` (with
-views/likes) or ``fail`` — classified by `drills.load.outcome`.
+Each user paces itself at constant throughput, ``rate / users`` task runs per second
+(`drills.load.pacing.wait_s`), and does one operation class only; users are split between the
+classes (``fixed_count``, at least one each): feed 50 %, view 20 %, like 10 %, upload 8 %,
+search 6 %, stats 6 %. One class per user keeps the classes independent, as real clients are:
+a user stuck on a timed-out upload does not stop the feed traffic of others, so each class's
+RTO and throughput reflect that class's availability alone (a single mixed user would let
+write timeouts starve the reads and read as a read outage).
+
+- **Bursts**: write users (upload, view, like) pace ``DRILLS_BURST_MULTIPLIER`` times faster
+  while the time is within ``DRILLS_BURST_WIDTH_S / 2`` of ``t0 + b`` for an offset ``b``;
+  ``t0`` is the time passed to ``mark_started`` (the first user's start), which the harness
+  reads as the load's start. Reads keep their pace.
+- **Retries**: a write whose answer is indeterminate (``info``: timeout, reset, 5xx) is sent
+  again, identical (same video id, ``client_id`` or ``op_id``: an idempotency key), after
+  0.1 s x attempt (at most 0.5 s), up to ``DRILLS_RETRIES`` more times, until ``ok`` or
+  ``fail``, and not once Locust is stopping.
+- **Known and hot videos**: views, likes and stats target videos known to this load process
+  (acknowledged uploads and ids seen in feeds; with none known yet they wait). The first
+  ``DRILLS_HOT_VIDEOS`` learned are never forgotten and are picked with probability
+  ``DRILLS_HOT_SHARE`` (`drills.load.videos.KnownVideos`).
+
+Recorded (classified by `drills.load.outcome`): every request, each retry included, becomes a
+`Request` line (via the ``request`` event). Every write attempt an ``invoke`` then
+``ok|fail|info`` `Op` with ``attempt`` 1, 2, ... (the same ``id`` for all attempts). Every read
+(``f="read"``) an ``invoke`` then ``ok`` or ``fail``, with ``degraded`` True iff the answer
+carried ``X-ClipStream-Degraded``: a stats read with ``video`` and views/likes, a feed or
+search read with ``video`` None and ``items`` = (id, views, likes) per item shown.
 """
 
 from __future__ import annotations
@@ -34,11 +54,12 @@ import gevent
 from locust import HttpUser, events, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.user.wait_time import constant_throughput
 
 from drills.load.mix import users_per_class
 from drills.load.outcome import Outcome, outcome
+from drills.load.pacing import Bursts, backoff_s, wait_s
 from drills.load.records import LoadSettings, Recorder
+from drills.load.videos import KnownVideos
 from drills.model import Op, OpF, Request
 
 WORDS = (
@@ -61,7 +82,8 @@ class LoadContext:
     settings: LoadSettings
     recorder: Recorder
     stopping: threading.Event
-    known: dict[str, None]  # video ids known to this process, oldest first (bounded)
+    videos: KnownVideos  # video ids known to this process (bounded) and its hot set
+    rng: random.Random
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +101,9 @@ class Reply:
     def store(self) -> str | None:
         return self.headers.get("x-clipstream-store")
 
+    def degraded(self) -> bool:
+        return "x-clipstream-degraded" in self.headers
+
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_kw: Any) -> None:
@@ -90,7 +115,9 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
     """
     settings = LoadSettings.from_env(os.environ)
     recorder = Recorder(settings.record_dir).__enter__()
-    ctx = LoadContext(settings=settings, recorder=recorder, stopping=threading.Event(), known={})
+    ctx = LoadContext(settings=settings, recorder=recorder, stopping=threading.Event(),
+                      videos=KnownVideos(limit=KNOWN_MAX, hot=settings.hot_videos),
+                      rng=random.Random())
     environment.drills_load = ctx  # type: ignore[attr-defined]
     counts = users_per_class(settings.users)
     for cls in USER_CLASSES:
@@ -126,7 +153,14 @@ def _has_items(body: Any) -> str | None:
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
         return "body without items"
+    if not all(isinstance(i.get(k), int) for i in items for k in ("views", "likes")):
+        return "items without views/likes"
     return None
+
+
+def _items(body: Any) -> tuple[tuple[str, int, int], ...]:
+    """(id, views, likes) of every item of a feed or search answer that passed `_has_items`."""
+    return tuple((str(i["id"]), i["views"], i["likes"]) for i in body["items"])
 
 
 def _has_counters(body: Any) -> str | None:
@@ -142,25 +176,33 @@ class ClipStreamUser(HttpUser):
 
     abstract = True
     op = ""  # the operation class (a key of drills.load.mix.MIX); user counts fixed at init
+    writes = False  # True for the write classes: they speed up in bursts and retry
 
     def on_start(self) -> None:
         self.ctx: LoadContext = self.environment.drills_load  # type: ignore[attr-defined]
         self.process = self.ctx.recorder.new_process()
-        self.known = self.ctx.known
-        self.pace = constant_throughput(self.ctx.settings.per_user_rate)
-        self.ctx.recorder.mark_started(time.time())
+        self.videos = self.ctx.videos
+        self.bursts = self.ctx.settings.burst_plan if self.writes else Bursts()
+        now = time.time()
+        self.ctx.recorder.mark_started(now)
+        self.t0 = self.ctx.recorder.started_at or now
+        self.last_start = now  # the first task runs right after on_start
 
     def wait_time(self) -> float:  # type: ignore[override]
-        return self.pace(self)
+        now = time.time()
+        wait = wait_s(last_start=self.last_start, now=now, rate=self.ctx.settings.per_user_rate,
+                      t0=self.t0, bursts=self.bursts)
+        self.last_start = now + wait
+        return wait
 
     # -- tasks ---------------------------------------------------------------------------------
 
     def feed(self) -> None:
-        self.halt_if_stopping()
-        reply = self.call("GET", "/feed", "feed", params={"limit": 20}, check=_has_items)
+        reply = self.read(None, lambda: self.call("GET", "/feed", "feed", params={"limit": 20},
+                                                  check=_has_items))
         if reply.out.ok:
-            for item in reply.body["items"]:
-                self.remember(str(item["id"]))
+            for vid, _views, _likes in _items(reply.body):
+                self.videos.remember(vid)
 
     def view(self) -> None:
         self.increment("view", "views")
@@ -170,8 +212,8 @@ class ClipStreamUser(HttpUser):
 
     def upload(self) -> None:
         vid = uuid.uuid4().hex
-        title = " ".join(random.sample(WORDS, 3))
-        body = random.randbytes(random.randint(MIN_UPLOAD, MAX_UPLOAD))
+        title = " ".join(self.ctx.rng.sample(WORDS, 3))
+        body = self.ctx.rng.randbytes(self.ctx.rng.randint(MIN_UPLOAD, MAX_UPLOAD))
 
         def same_id(b: Any) -> str | None:
             return None if isinstance(b, dict) and b.get("id") == vid else "wrong id in answer"
@@ -180,18 +222,18 @@ class ClipStreamUser(HttpUser):
             "POST", "/videos", "upload", params={"title": title, "client_id": vid},
             data=body, check=same_id))
         if reply.out.ok:
-            self.remember(vid)
+            self.videos.remember(vid)
 
     def search(self) -> None:
-        self.halt_if_stopping()
-        self.call("GET", "/search", "search", params={"q": random.choice(WORDS)},
-                  check=_has_items)
+        query = self.ctx.rng.choice(WORDS)
+        self.read(None, lambda: self.call("GET", "/search", "search", params={"q": query},
+                                          check=_has_items))
 
     def stats(self) -> None:
         vid = self.pick()
         if vid is None:
             return
-        path = random.choice((f"/videos/{vid}/stats", f"/videos/{vid}"))
+        path = self.ctx.rng.choice((f"/videos/{vid}/stats", f"/videos/{vid}"))
         self.read(vid, lambda: self.call("GET", path, "stats", check=_has_counters))
 
     # -- operations ----------------------------------------------------------------------------
@@ -210,24 +252,40 @@ class ClipStreamUser(HttpUser):
             raise StopUser()
 
     def write(self, f: OpF, op_id: str, vid: str, send: Callable[[], Reply]) -> Reply:
+        """Send a write, and again (same ``send``, so the same ids) after an indeterminate
+        answer, up to ``retries`` more times; return the last attempt's reply."""
+        attempt = 1
+        while True:
+            reply = self.write_once(f, op_id, vid, send, attempt)
+            if (reply.out.write_type() != "info" or attempt > self.ctx.settings.retries
+                    or self.ctx.stopping.is_set()):
+                return reply
+            gevent.sleep(backoff_s(attempt))
+            attempt += 1
+
+    def write_once(self, f: OpF, op_id: str, vid: str, send: Callable[[], Reply],
+                   attempt: int) -> Reply:
         """Record ``invoke``, send, record the completion (``info`` if interrupted)."""
         self.halt_if_stopping()
         rec = self.ctx.recorder
-        rec.op(Op(process=self.process, type="invoke", f=f, id=op_id, time=time.time(), video=vid))
+        rec.op(Op(process=self.process, type="invoke", f=f, id=op_id, time=time.time(),
+                  video=vid, attempt=attempt))
         try:
             reply = send()
         except BaseException as exc:  # GreenletExit: the user was stopped mid-request
             rec.op(Op(process=self.process, type="info", f=f, id=op_id, time=time.time(),
-                      video=vid, error=f"interrupted: {type(exc).__name__}"))
+                      video=vid, error=f"interrupted: {type(exc).__name__}", attempt=attempt))
             raise
         kind = reply.out.write_type()
         rec.op(Op(process=self.process, type=kind, f=f, id=op_id, time=time.time(), video=vid,
                   epoch=reply.epoch() if kind == "ok" else None,
-                  store=reply.store() if kind == "ok" else None, error=reply.out.error))
+                  store=reply.store() if kind == "ok" else None, error=reply.out.error,
+                  attempt=attempt))
         return reply
 
-    def read(self, vid: str, send: Callable[[], Reply]) -> Reply:
-        """Record a counter read: ``invoke``, then ``ok`` with views/likes, or ``fail``."""
+    def read(self, vid: str | None, send: Callable[[], Reply]) -> Reply:
+        """Record a read: ``invoke``, then ``ok`` with what it saw (views/likes of ``vid``, or
+        the items of a feed or search when ``vid`` is None) and ``degraded``, or ``fail``."""
         self.halt_if_stopping()
         rec = self.ctx.recorder
         op_id = uuid.uuid4().hex
@@ -240,12 +298,14 @@ class ClipStreamUser(HttpUser):
                       video=vid, error=f"interrupted: {type(exc).__name__}"))
             raise
         ok = reply.out.read_type() == "ok"
+        counters = ok and vid is not None
         rec.op(Op(process=self.process, type="ok" if ok else "fail", f="read", id=op_id,
                   time=time.time(), video=vid,
-                  views=reply.body["views"] if ok else None,
-                  likes=reply.body["likes"] if ok else None,
+                  views=reply.body["views"] if counters else None,
+                  likes=reply.body["likes"] if counters else None,
+                  items=_items(reply.body) if ok and vid is None else None,
                   epoch=reply.epoch() if ok else None, store=reply.store() if ok else None,
-                  error=reply.out.error))
+                  error=reply.out.error, degraded=reply.degraded()))
         return reply
 
     def call(self, method: str, path: str, name: str, *, check: Validator,
@@ -271,15 +331,9 @@ class ClipStreamUser(HttpUser):
             seen = {k.lower(): v for k, v in resp.headers.items()}
             return Reply(out=outcome(status, resp.error, failure), body=body, headers=seen)
 
-    # -- known videos --------------------------------------------------------------------------
-
-    def remember(self, vid: str) -> None:
-        self.known[vid] = None
-        if len(self.known) > KNOWN_MAX:
-            del self.known[next(iter(self.known))]
-
     def pick(self) -> str | None:
-        return random.choice(list(self.known)) if self.known else None
+        """A known video to view, like or read (the hot set first, by ``hot_share``)."""
+        return self.videos.pick(self.ctx.rng, self.ctx.settings.hot_share)
 
 
 class FeedUser(ClipStreamUser):
@@ -291,6 +345,7 @@ class FeedUser(ClipStreamUser):
 
 
 class ViewUser(ClipStreamUser):
+    writes = True
     op = "view"
 
     @task
@@ -299,6 +354,7 @@ class ViewUser(ClipStreamUser):
 
 
 class LikeUser(ClipStreamUser):
+    writes = True
     op = "like"
 
     @task
@@ -307,6 +363,7 @@ class LikeUser(ClipStreamUser):
 
 
 class UploadUser(ClipStreamUser):
+    writes = True
     op = "upload"
 
     @task
