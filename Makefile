@@ -1,6 +1,6 @@
 # Two commands do all setup on a fresh machine:
 #   make drill   -> venv + install + a real dc-east power-loss drill on local processes
-#   make test    -> venv + install + the whole test suite
+#   make test    -> venv + install + ruff, mypy (config in pyproject.toml) and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -20,6 +20,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 drill: $(STAMP)
@@ -27,6 +28,7 @@ drill: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/toxiproxy_bench.py

@@ -7,7 +7,7 @@ exception a listener raises.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from drills.model import Request
@@ -51,15 +51,14 @@ class Safe:
     def __init__(self, inner: Observer) -> None:
         self._inner = inner
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> Callable[..., None]:
         fn = getattr(self._inner, name)
 
-        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def call(*args: object, **kwargs: object) -> None:
             try:
-                return fn(*args, **kwargs)
+                fn(*args, **kwargs)  # every Observer method returns None
             except Exception:
                 log.exception("observer %s.%s failed", type(self._inner).__name__, name)
-                return None
 
         return call
 

@@ -54,6 +54,7 @@ from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
 from drills.model import OP_CLASSES, CheckResult, FaultRecord, FinalRead, Op, Request, StoreSnapshot
 from drills.spec import DrillSpec
+from drills.spec.models import KnobValue
 from drills.stack.base import Stack
 
 log = logging.getLogger("drills")
@@ -67,10 +68,11 @@ TEST_PARAMS = AnalysisParams(hold_s=2.0)
 @dataclass(frozen=True, slots=True)
 class StackOptions:
     """Which stack the session runs: the provider, ClipStream knobs (``stack.config`` keys of a
-    drill file, e.g. ``{"fsync": "never"}``), and for docker an optional compose file."""
+    drill file, e.g. ``{"fsync": "never"}``, ``bugs`` a tuple of names), and for docker an
+    optional compose file."""
 
     provider: str = "local"
-    config: Mapping[str, str | float] = field(default_factory=dict)
+    config: Mapping[str, KnobValue] = field(default_factory=dict)
     compose: Path | None = None
 
     def as_spec(self) -> DrillSpec:

@@ -1,7 +1,8 @@
 """The journal: the whole truth of one run, written as ``journal.json``.
 
 Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``inconclusive``/
-``error``; inconclusive: every objective but ``exposure`` held, and too little was at risk), ``expect``,
+``error``; inconclusive: every objective but ``exposure`` held, too little was at risk),
+``expect``,
 ``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills, only the
 objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``, ``provider``,
 ``load_started_at``, ``phases`` (name, started_at,

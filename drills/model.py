@@ -210,7 +210,7 @@ def read_jsonl(path: Path, kind: type[T]) -> Iterator[T]:
         if not line.strip():
             continue
         try:
-            yield kind.from_dict(json.loads(line))  # type: ignore[return-value]
+            yield kind.from_dict(json.loads(line))
         except (ValueError, KeyError, TypeError) as exc:
             if n == len(lines) and not line.endswith("\n"):
                 return  # torn tail from a worker killed mid-write

@@ -12,8 +12,9 @@ Rules (so that a "caught" means something):
   A drill that only missed an RTO objective did not catch a data bug; an ``exposure`` miss
   (too little at risk) is inconclusive, not a catch; a run that ended in an error caught nothing.
 - The **correct** ClipStream must go as its drill expects (exit 0) in every run.
-- Which drills run: every built-in drill that declares ``catches`` (the smallest set that
-  covers every bug), or the ones named with ``--drills``. Each bug runs on the drills whose
+- Which drills run: by default the smallest set of built-in drills whose ``catches`` cover
+  every selected bug (`smallest_cover`), else the ones named with ``--drills``. The correct
+  ClipStream runs every selected drill; each bug runs on the selected drills whose
   ``catches`` name it; ``--full`` runs every bug on every selected drill (the whole matrix).
 
 Exit code: 0 when the correct ClipStream passed every run of every selected drill and every
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import jinja2
 
-from drills.catalog import builtin_drills, load_drill
+from drills.catalog import builtin_drills, load_drill, parse_drill
 from drills.cli import EXIT_ENV, EXIT_MISSED, EXIT_OK, exit_code
 from drills.engine import RunOptions, RunResult, run_drill
 from drills.errors import SpecError
@@ -133,10 +134,11 @@ def make_plan(*, drills: Sequence[str] = (), bugs: Sequence[str] = (), runs: int
     for bug in bugs:
         if bug not in BUGS:
             raise SpecError(f"unknown bug {bug!r}; known: {', '.join(BUGS)}", source="arguments")
-    names = list(drills) or [d.name for d in builtin_drills()
-                             if load_drill(d.path).catches]
-    specs = tuple(load_drill(n) for n in names)
     chosen = tuple(bugs) or tuple(BUGS)
+    if drills:
+        specs = tuple(load_drill(n) for n in drills)
+    else:
+        specs = smallest_cover([load_drill(d.path) for d in builtin_drills()], chosen)
     targets: dict[str, tuple[str, ...]] = {}
     for bug in chosen:
         on = tuple(s.drill for s in specs if full or bug in s.catches)
@@ -145,6 +147,20 @@ def make_plan(*, drills: Sequence[str] = (), bugs: Sequence[str] = (), runs: int
                             f"every bug on every drill)", source="arguments")
         targets[bug] = on
     return Plan(specs, chosen, targets, runs, provider)
+
+
+def smallest_cover(candidates: Sequence[DrillSpec], bugs: Sequence[str]) -> tuple[DrillSpec, ...]:
+    """A small set of drills whose ``catches`` cover ``bugs``: greedy set cover (the drill that
+    declares the most still-uncovered bugs first; ties by name), in catalog order. Bugs no
+    drill declares are left to `make_plan` to report."""
+    left, picked = set(bugs), []
+    while left:
+        best = max(candidates, key=lambda d: (len(left & set(d.catches)), -candidates.index(d)))
+        if not left & set(best.catches):
+            break
+        picked.append(best)
+        left -= set(best.catches)
+    return tuple(d for d in candidates if d in picked)
 
 
 def _cell(spec: DrillSpec, bug: str, run: int, result: RunResult, seconds: float) -> Cell:
@@ -160,10 +176,13 @@ def _cell(spec: DrillSpec, bug: str, run: int, result: RunResult, seconds: float
 
 
 def with_bug(spec: DrillSpec, bug: str) -> DrillSpec:
-    """The drill with ``stack.config.bugs`` set to ``[bug]`` (the correct ClipStream: none)."""
+    """The drill as resolved (its nemesis seed kept, so every cell of a row replays the same
+    schedule) with ``stack.config.bugs`` set to ``[bug]``; the correct ClipStream: none."""
     if bug == CORRECT:
         return spec
-    return load_drill(spec.source, sets=[*spec.overrides, f"stack.config.bugs=[{bug}]"])
+    base = Path(spec.source).parent if spec.source != "<string>" else None
+    return parse_drill(spec.to_yaml(), source=spec.source, base_dir=base,
+                       sets=[f"stack.config.bugs=[{bug}]"])
 
 
 def run_selftest(plan: Plan, *, out: Path,
@@ -193,6 +212,8 @@ def run_selftest(plan: Plan, *, out: Path,
 
 
 def _line(c: Cell) -> str:
+    if c.error is not None:
+        return f"run {c.run} {c.drill} [{c.bug}]: ERROR after {c.seconds:.0f} s: {c.error}"
     if c.bug == CORRECT:
         what = "passed" if c.ok else f"FALSE ALARM ({c.verdict}; missed {', '.join(c.missed)})"
     else:
@@ -200,8 +221,7 @@ def _line(c: Cell) -> str:
                 f"NOT caught ({c.verdict}" + (f"; missed {', '.join(c.missed)}" if c.missed
                                                else "") + ")")
     risk = "" if c.writes_at_risk is None else f", {c.writes_at_risk} writes at risk"
-    err = f" error: {c.error}" if c.error else ""
-    return f"run {c.run} {c.drill} [{c.bug}]: {what}{risk}, {c.seconds:.0f} s{err}"
+    return f"run {c.run} {c.drill} [{c.bug}]: {what}{risk}, {c.seconds:.0f} s"
 
 
 def matrix(result: SelftestResult) -> dict[str, dict[str, str]]:
@@ -237,22 +257,31 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;t
 ({{ data|join(', ') }}) fails; an RTO miss alone or an inconclusive exposure is not a catch.</p>
 <table><thead><tr><th>drill</th>{% for col in cols %}<th>{{ col }}</th>{% endfor %}</tr></thead>
 <tbody>{% for drill, row in rows %}<tr><td><b>{{ drill }}</b></td>
-{% for col in cols %}{% set v = row.get(col) %}
-<td class="{{ 'none' if v is none else 'ok' if (col == 'correct' and v.split('/')[0] == v.split('/')[1].split(' ')[0]) or (col != 'correct' and not v.startswith('0/')) else 'bad' }}">
-{{ '—' if v is none else v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% for text, css in row %}<td class="{{ css }}">{{ text }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
 {% if uncaught %}<p class="bad">Not caught in some run: {{ uncaught|join(', ') }}</p>{% endif %}
 {% if alarms %}<p class="bad">False alarms on the correct ClipStream: {{ alarms|join('; ') }}</p>
 {% endif %}</body></html>
 """)
 
 
+def _css(result: SelftestResult, drill: str, col: str) -> str:
+    cells = result.of(drill, col)
+    if not cells:
+        return "none"
+    good = all(c.ok for c in cells) if col == CORRECT else all(c.caught for c in cells)
+    return "ok" if good else "bad"
+
+
 def render_html(result: SelftestResult) -> str:
-    m = matrix(result)
+    """``selftest.html``: the matrix, green where every run went right, red otherwise."""
     cols = [CORRECT, *result.plan.bugs]
+    rows = [(drill, [(row.get(c, "—"), _css(result, drill, c)) for c in cols])
+            for drill, row in matrix(result).items()]
     end = result.finished_at or time.time()
     return _HTML.render(
         code=result.exit_code, runs=result.plan.runs, total=f"{end - result.started_at:.0f} s",
-        data=DATA_OBJECTIVES, cols=cols, rows=list(m.items()),
+        data=DATA_OBJECTIVES, cols=cols, rows=rows,
         uncaught=[b for b in result.plan.bugs if result.uncaught_rounds(b)],
         alarms=[f"{c.drill} run {c.run} ({c.verdict})" for c in result.false_alarms])
 

@@ -39,7 +39,9 @@ timeline:
 """
 
 BUILTINS = {"dc-east-power-loss", "storage-partition", "replication-link-cut", "zone-flap",
-            "slow-storage", "witness-loss"}
+            "slow-storage", "witness-loss", "lagging-replica-primary-loss",
+            "isolated-replica-primary-loss", "deposed-primary", "both-dc-power-loss",
+            "failback-under-load", "power-storm"}
 
 
 def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:
@@ -151,8 +153,8 @@ def test_override_can_replace_a_whole_fault() -> None:
         ("load.usres=3", "load.usres", "unknown field 'usres' in load; did you mean 'users'? "
          "(allowed: locustfile, users, rate, timeout, retries, burst, hot)"),
         ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
-         "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, stack, load, "
-         "timeline, objectives, analysis)"),
+         "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, "
+         "stack, load, timeline, objectives, analysis)"),
         ("stack.config.fsyncc=never", "stack.config.fsyncc",
          "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: replication, "
          "fsync, detection, pull_interval, check_interval, check_timeout, write_retry, "
@@ -366,7 +368,7 @@ def test_compose_file_resolves_for_docker(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the built-in drills
 
 
-def test_the_builtins_are_the_six_drills() -> None:
+def test_the_builtins_are_the_twelve_drills() -> None:
     found = builtin_drills()
     assert {d.name for d in found} == BUILTINS
     assert [d.name for d in found] == sorted(d.name for d in found)
@@ -385,7 +387,7 @@ def test_every_builtin_loads_and_targets_clipstream(name: str) -> None:
     assert drill.stack.provider == "local" and drill.load.locustfile == "clipstream"
     assert 20 <= drill.load.users <= 30 and 100 <= drill.load.rate <= 150
     assert drill.timeline.load_duration <= 50  # make drill: < 90 s including start-up
-    assert drill.timeline.faults and drill.objectives.rto.as_mapping()
+    assert drill.timeline.all_faults and drill.objectives.rto.as_mapping()
 
 
 def test_dc_east_power_loss_is_the_flagship_shape() -> None:

@@ -140,3 +140,29 @@ def test_storage_partition_passes_on_docker_and_keep_leaves_the_stack_up(tmp_pat
     assert leftovers(client, project_name(out / "stack")) == []
     assert_logs_kept(out / "stack")
 
+
+
+@docker_e2e
+@pytest.mark.usefixtures("images")
+@pytest.mark.parametrize(("drill_name", "bug"), [
+    ("lagging-replica-primary-loss", "ack-before-replication"),
+    ("deposed-primary", "no-fencing"),
+])
+def test_the_drills_catch_planted_bugs_on_docker(tmp_path: Path, client, drill_name: str,
+                                                 bug: str) -> None:
+    """The detection-power drills catch the same bugs on containers as on local processes:
+    a data-safety objective fails (not only an RTO), with the data put at risk reported."""
+    out = tmp_path / "run"
+    proc = drill("run", drill_name, "--provider", "docker", "--out", str(out),
+                 "--set", f"stack.config.bugs=[{bug}]", cwd=tmp_path)
+    j = journal(out)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert j["provider"] == "docker" and j["spec"]["stack"]["config"]["bugs"] == [bug]
+    missed = {o["name"] for o in j["objectives"] if o["passed"] is False}
+    assert missed & {"lost_acked_writes", "counters", "zero_reads", "split_brain"}, missed
+    assert j["metrics"]["writes_at_risk"] >= 60
+    print(f"{drill_name} with {bug} on docker: missed {sorted(missed)}, "
+          f"lost {j['metrics']['lost_acked_writes']} uploads + "
+          f"{j['metrics']['lost_increments']} increments of {j['metrics']['writes_at_risk']} "
+          f"at risk, split brain sources {j['metrics']['split_brain_sources']}")
+    assert leftovers(client, project_name(out / "stack")) == []

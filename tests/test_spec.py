@@ -181,8 +181,8 @@ def test_misspelt_top_level_key_gets_did_you_mean() -> None:
     err = refused(("objectivs", {}))
     assert err.field == "objectivs"
     assert err.message.startswith("unknown field 'objectivs'; did you mean 'objectives'?")
-    assert "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, stack, " \
-           "load, timeline, objectives, analysis)" in err.message
+    assert "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, " \
+           "stack, load, timeline, objectives, analysis)" in err.message
     assert str(err).startswith("t.yaml: objectivs: unknown field")
 
 

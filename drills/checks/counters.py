@@ -198,7 +198,8 @@ def zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> tuple
     for c in _judged_reads(ops, include_degraded=include_degraded):
         start = c.invoked_at or 0.0
         for video, views, likes, item in _seen(c):
-            for counter, seen in (("views", views), ("likes", likes)):
+            shown: dict[Counter, int | None] = {"views": views, "likes": likes}
+            for counter, seen in shown.items():
                 before = bisect.bisect_left(acks.get((video, counter), []), start)
                 key = (c.id, start, video, counter)
                 if seen == 0 and before > 0 and key not in found:

@@ -21,7 +21,9 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   default) are judged; a window ``[t, t + hold)`` running past them cannot prove recovery.
 - **Span**: the fault's span is ``[t_f, span_end)``, ``span_end`` being the next fault's
   injection (or the end). Only below buckets inside the span are this fault's outage, so a
-  later fault's outage is not charged to an earlier fault that did nothing.
+  later fault's outage is not charged to an earlier fault that did nothing; a bucket that
+  straddles the next injection belongs to the next fault (its failures are requests in flight
+  when that fault hit).
 - **RTO**: 0 if no bucket of the span is below theta. Otherwise ``t_r`` is the first bucket
   start after the first below bucket such that every bucket of ``[t_r, t_r + hold)`` is good
   (``hold`` rounded up to whole buckets; the recovery may lie past the span), and
@@ -164,7 +166,12 @@ def measure_rto(
     rate, per_bucket, width = base
     theta = min(objective, rate - params.epsilon)
     n = complete_buckets(origin=t_f, end=end, width=width)
-    in_span = min(n, max(0, math.ceil((span_end - t_f - EDGE_S) / width)))
+    # a bucket straddling the next fault's injection is the next fault's: requests in flight
+    # when it hit fail because of it (with buckets widened for a slow class, charging them to
+    # this fault read a 1.6 s failover as a 7 s outage of an earlier latency fault)
+    cut = math.floor if span_end < end else math.ceil
+    in_span = min(n, max(0, cut((span_end - t_f + (EDGE_S if cut is math.floor else -EDGE_S))
+                                / width)))
     counts, oks = tally(reqs, origin=t_f, width=width, n=n)
     below = [c == 0 or (o / c < theta and (o == 0 or c - o > params.stragglers))
              for c, o in zip(counts, oks, strict=True)]

@@ -356,10 +356,11 @@ def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> Chec
     if ops and not acks:
         notes.append(f"{len(ops)} acknowledged writes carried no store/epoch")
     if passed is False:
+        winner_name = None if winner is None else winner.name
         epochs = (f"{len(conflicts)} epochs acked by several stores, {len(stale)} stale-epoch "
                   f"acks" if found["epochs"] else "none")
         summary = (("split brain" if split else "replicas diverged after quiesce")
-                   + f" (history: {_history_part(overlap, vanished, winner and winner.name)}; "
+                   + f" (history: {_history_part(overlap, vanished, winner_name)}; "
                    + f"epochs: {epochs}"
                    + (f"; divergence: {len(diverged)} divergent keys" if diverged else "") + ")")
     else:

@@ -287,10 +287,10 @@ class RecordTail(Generic[T]):
     that does not parse (the writer flushes whole lines, so that is a bug, not a race).
     """
 
-    def __init__(self, record_dir: Path, pattern: str, kind: type[T]):
+    def __init__(self, record_dir: Path, pattern: str, kind: type[T]) -> None:
         self.record_dir = record_dir
         self.pattern = pattern
-        self.kind = kind
+        self.kind: type[T] = kind
         self._offsets: dict[Path, int] = {}
 
     def poll(self) -> list[T]:
@@ -315,7 +315,7 @@ class RecordTail(Generic[T]):
             if not line.strip():
                 continue
             try:
-                out.append(self.kind.from_dict(json.loads(line)))  # type: ignore[arg-type]
+                out.append(self.kind.from_dict(json.loads(line)))
             except (ValueError, KeyError, TypeError) as exc:
                 raise LoadError(f"{path}: malformed record {line[:200]!r}: {exc}") from exc
         return out

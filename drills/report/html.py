@@ -282,8 +282,9 @@ def _stack(j: Journal) -> tuple[tuple[str, str], ...]:
     rows = [("provider (as run)", j.provider)]
     if stack.get("compose"):
         rows.append(("compose file", str(stack["compose"])))
-    rows += [(k, "service default" if config.get(k) is None else str(config[k]))
-             for k in STACK_KNOBS]
+    rows += [(k, "service default" if config.get(k) is None else
+              (", ".join(map(str, config[k])) or "none") if isinstance(config[k], list | tuple)
+              else str(config[k])) for k in STACK_KNOBS]
     return tuple(rows)
 
 

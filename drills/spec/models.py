@@ -89,11 +89,11 @@ class StackConfig(SpecModel):
     def keys(self) -> tuple[str, ...]:
         return tuple(k for k in STACK_KNOBS if getattr(self, k) not in (None, ()))
 
-    def items(self) -> tuple[tuple[str, KnobValue], ...]:  # type: ignore[override]
+    def items(self) -> tuple[tuple[str, KnobValue], ...]:
         return tuple((k, self[k]) for k in self.keys())
 
     def __getitem__(self, key: str) -> KnobValue:
-        value = getattr(self, key, None) if key in STACK_KNOBS else None
+        value: KnobValue | None = getattr(self, key, None) if key in STACK_KNOBS else None
         if value is None or value == ():
             raise KeyError(key)
         return value

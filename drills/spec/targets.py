@@ -71,8 +71,8 @@ def _check_revertable(spec: DrillSpec, topology: TopologyLike) -> None:
         for node in _nodes_hit(fault, topology):
             by_node[node] += [(i, w) for w in windows]
     clashes = []
-    for node, windows in by_node.items():
-        found = first_overlap(windows)
+    for node, hit in by_node.items():
+        found = first_overlap(hit)
         if found is not None:
             clashes.append((found[2], node, found[0], found[1]))
     if not clashes:

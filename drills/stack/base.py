@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
 
 NodeState = Literal["running", "stopped", "paused"]
 
@@ -33,8 +34,15 @@ class Link(Protocol):
     """What a fault needs of a link (`drills.toxiproxy.client.Link` implements it). Every method
     is idempotent; the toxic-adding ones return the names of the toxics they added."""
 
-    name: str
-    listen: str
+    @property
+    def name(self) -> str:
+        """The link's name (``a->b``)."""
+        ...
+
+    @property
+    def listen(self) -> str:
+        """The address services dial instead of the upstream."""
+        ...
 
     def down(self) -> None: ...
 
@@ -48,7 +56,9 @@ class Link(Protocol):
 
     def bandwidth(self, kbps: float) -> list[str]: ...
 
-    def remove_toxic(self, name: str) -> None: ...
+    def remove_toxic(self, name: str) -> bool:
+        """Remove toxic ``name``; False if it was not there (removing twice is fine)."""
+        ...
 
     def heal(self) -> None: ...
 
@@ -56,6 +66,9 @@ class Link(Protocol):
 @runtime_checkable
 class Stack(Protocol):
     """A running system under test.
+
+    A stack is a context manager: entering starts it and waits until healthy, leaving stops it
+    unless ``keep`` (a stack found again with ``attach`` is not entered; ``down`` stops it).
 
     Node verbs return the wall-clock time at which the action took effect (for ``kill``: when the
     process or container was seen dead), so fault records carry effective, not requested, times.
@@ -65,6 +78,12 @@ class Stack(Protocol):
     provider: str
     topology: Topology
     keep: bool  # leave it running when the context exits (``--keep``)
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
     @property
     def api_url(self) -> str:

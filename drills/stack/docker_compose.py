@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import docker
@@ -184,8 +185,10 @@ def sweep_project(client: docker.DockerClient, project: str) -> list[str]:
     removed ([] when the project is gone)."""
     flt = {"label": f"{PROJECT_LABEL}={project}"}
     left: list[str] = []
-    kinds = (("container", client.containers, {"all": True}), ("network", client.networks, {}),
-             ("volume", client.volumes, {}))  # fmt: skip
+    # (kind, the SDK's collection of it, extra arguments to its ``list``)
+    kinds: tuple[tuple[str, Any, dict[str, bool]], ...] = (
+        ("container", client.containers, {"all": True}), ("network", client.networks, {}),
+        ("volume", client.volumes, {}))  # fmt: skip
     for kind, collection, extra in kinds:
         try:
             found = collection.list(filters=flt, **extra)

@@ -34,6 +34,7 @@ from drills.stack.process import (
     wait_http,
 )
 from drills.toxiproxy.client import Link, ToxiproxyClient, free_port
+from drills.toxiproxy.embedded import reserved_ports
 
 STATE_FILE = "stack.json"
 TOXIPROXY = "toxiproxy"
@@ -99,13 +100,15 @@ class LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._start_toxiproxy()
         assert self._tp is not None
-        self._direct = {n: f"127.0.0.1:{free_port()}" for n in self.topology.nodes}
         via = {}
-        for name in self.topology.links:
-            upstream = self._direct[clipstream.link_upstream(name)]
-            link = self._tp.create_link(name, upstream=upstream, listen="127.0.0.1:0")
-            self._links[name] = link
-            via[name] = link.listen
+        with reserved_ports(len(self.topology.nodes)) as ports:  # no proxy may get one
+            self._direct = {n: f"127.0.0.1:{p}" for n, p in zip(self.topology.nodes, ports,
+                                                                strict=True)}
+            for name in self.topology.links:
+                upstream = self._direct[clipstream.link_upstream(name)]
+                link = self._tp.create_link(name, upstream=upstream, listen="127.0.0.1:0")
+                self._links[name] = link
+                via[name] = link.listen
         wiring = clipstream.Wiring(direct=self._direct, via=via)
         env = clipstream.knob_env(self.config)
         for node in self.topology.nodes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 
 from drills.errors import StackError
 from drills.stack.base import NodeState, Topology
@@ -45,8 +46,10 @@ class MemoryLink:
     def bandwidth(self, kbps: float) -> list[str]:
         return self._add("bandwidth_up", "bandwidth_down")
 
-    def remove_toxic(self, name: str) -> None:
+    def remove_toxic(self, name: str) -> bool:
+        present = name in self.toxics
         self.toxics.discard(name)
+        return present
 
     def heal(self) -> None:
         self.toxics.clear()
@@ -64,6 +67,15 @@ class MemoryStack:
         self.state: dict[str, NodeState] = dict.fromkeys(self.topology.nodes, "running")
         self.links = {n: MemoryLink(n) for n in self.topology.links}
         self.broken = set(broken)
+
+    def __enter__(self) -> MemoryStack:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.keep:
+            self.down()
 
     def _verb(self, verb: str) -> None:
         if verb in self.broken:
@@ -98,7 +110,7 @@ class MemoryStack:
     def status(self, node: str) -> NodeState:
         return self.state[node]
 
-    def link(self, name: str) -> MemoryLink:  # type: ignore[override]
+    def link(self, name: str) -> MemoryLink:
         return self.links[name]
 
     def logs(self, node: str, lines: int = 40) -> str:

@@ -198,11 +198,30 @@ class Link:
     def __repr__(self) -> str:
         return f"Link({self.name!r}, listen={self.listen!r}, upstream={self.upstream!r})"
 
-    name = property(lambda self: link_name(self._info.name), doc="the link's name (``a->b``)")
-    proxy = property(lambda self: self._info.name, doc="the proxy's name on the server")
-    listen = property(lambda self: self._info.listen, doc="the bound address to dial")
-    upstream = property(lambda self: self._info.upstream, doc="the real service address")
-    enabled = property(lambda self: self._info.enabled, doc="enabled as of the last answer")
+    @property
+    def name(self) -> str:
+        """The link's name (``a->b``)."""
+        return link_name(self._info.name)
+
+    @property
+    def proxy(self) -> str:
+        """The proxy's name on the server."""
+        return self._info.name
+
+    @property
+    def listen(self) -> str:
+        """The bound address to dial."""
+        return self._info.listen
+
+    @property
+    def upstream(self) -> str:
+        """The real service address."""
+        return self._info.upstream
+
+    @property
+    def enabled(self) -> bool:
+        """Enabled as of the last answer."""
+        return self._info.enabled
 
     @property
     def _path(self) -> str:
@@ -237,13 +256,17 @@ class Link:
         **attributes: int,
     ) -> str:
         """Add (or update in place) one toxic; its name (default ``<type>_<stream>``)."""
-        name = name or f"{type}_{stream}"
+        return self._add(type, stream, name or f"{type}_{stream}", toxicity, attributes)
+
+    def _add(
+        self, type: str, stream: Stream, name: str, toxicity: float, attributes: Mapping[str, int]
+    ) -> str:
         body = {
             "name": name,
             "type": type,
             "stream": stream,
             "toxicity": toxicity,
-            "attributes": attributes,
+            "attributes": dict(attributes),
         }
         try:
             self._api.call("post", f"{self._path}/toxics", body)
@@ -254,7 +277,7 @@ class Link:
         tpath = f"{self._path}/toxics/{quote(name, safe='')}"
         old = ToxicInfo.from_json(self._api.call("get", tpath))
         if old.type == type and old.stream == stream:
-            self._api.call("post", tpath, {"toxicity": toxicity, "attributes": attributes})
+            self._api.call("post", tpath, {"toxicity": toxicity, "attributes": dict(attributes)})
         else:
             self._api.call("delete", tpath)
             self._api.call("post", f"{self._path}/toxics", body)
@@ -271,7 +294,7 @@ class Link:
             raise
 
     def _both(self, type: str, **attributes: int) -> list[str]:
-        return [self.add_toxic(type, stream=s, **attributes) for s in BOTH]
+        return [self._add(type, s, f"{type}_{s}", 1.0, attributes) for s in BOTH]
 
     def blackhole(self) -> list[str]:
         """``timeout`` 0 both ways: data vanishes, connections stay open until healed."""

@@ -196,7 +196,7 @@ def _attributes(spec_type: type[Attributes], value: object, base: Attributes) ->
         path="attributes.",
         go_value=f"toxics.{spec_type.go_name}",
     )
-    return dataclasses.replace(base, **given)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **given)
 
 
 def parse_toxic(body: bytes, exists: Callable[[str], bool]) -> ToxicSpec:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -33,6 +33,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def reserved_ports(count: int, host: str = "127.0.0.1") -> Iterator[list[int]]:
+    """``count`` distinct free ports, held (bound, not listening) until the block ends.
+
+    While they are held, no other bind to port 0 on this machine - a proxy listener, say - can
+    be handed one of them (with `free_port` alone, a proxy created next could get the very port
+    just picked for a node: seen as "address already in use" at a node's start). Release them
+    just before the processes that will listen on them start.
+    """
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        yield [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def wait_ready(

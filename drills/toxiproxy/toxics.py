@@ -243,6 +243,7 @@ class TimeoutStage(Stage):
 
     attrs_type = TimeoutAttrs
     __slots__ = ("_timer",)
+    _timer: asyncio.TimerHandle | None  # unset until the first start
 
     def start(self) -> None:
         self.stop()

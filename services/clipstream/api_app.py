@@ -50,7 +50,8 @@ COUNTERS = ("views", "likes")
 
 
 def _up(request: Request) -> Upstream:
-    return request.app.state.upstream  # type: ignore[no-any-return]
+    upstream: Upstream = request.app.state.upstream  # set at startup; starlette's state is Any
+    return upstream
 
 
 def _relay_write(resp: httpx.Response) -> Response:
@@ -74,9 +75,10 @@ def zero_counters(body: object) -> object:
     """A copy of a read's JSON ``body`` with every ``views``/``likes`` (also in ``items``) at 0."""
     if not isinstance(body, dict):
         return body
-    out = {k: (0 if k in COUNTERS else v) for k, v in body.items()}
-    if isinstance(out.get("items"), list):
-        out["items"] = [zero_counters(item) for item in out["items"]]
+    out: dict[object, object] = {k: (0 if k in COUNTERS else v) for k, v in body.items()}
+    items = out.get("items")
+    if isinstance(items, list):
+        out["items"] = [zero_counters(item) for item in items]
     return out
 
 

@@ -177,6 +177,22 @@ def test_each_fault_is_charged_only_for_outages_in_its_span():
     assert (harmful.fault_id, harmful.rto_s) == ("late", pytest.approx(2.0))
 
 
+def test_requests_in_flight_at_the_next_fault_are_charged_to_it_not_to_the_earlier_one():
+    """A slow class measured on 1.75 s buckets: a latency fault at TF did nothing, a power cut
+    at TF + 6.1 fails the requests started from 0.1 s before it for 1.5 s. The bucket that
+    straddles the cut belongs to the cut: the latency fault reads 0, the cut ~1.5 s (within
+    one bucket), not 7.5 s charged to the latency fault."""
+    cut = TF + 6.1
+    reqs = traffic("upload", T0, END, 12, ok=outage(cut - 0.1, cut + 1.5))
+    wide = AnalysisParams(min_bucket_requests=20.0)
+    latency, power = measure_rtos(reqs, faults=[fault("lat", TF), fault("cut", cut)],
+                                  baseline_start=T0, baseline_end=TF, params=wide,
+                                  classes=("upload",))
+    assert latency.bucket_s == pytest.approx(1.75)
+    assert (latency.fault_id, latency.rto_s) == ("lat", 0.0)
+    assert power.fault_id == "cut" and 1.5 - 1e-9 <= power.rto_s <= 1.5 + 1.75
+
+
 def test_threshold_follows_the_objective_and_the_baseline():
     flaky = lambda t: int(t * 80) % 10 != 0  # noqa: E731 - 90% success
     loose = rto_of(traffic("feed", T0, END, 80, ok=flaky))

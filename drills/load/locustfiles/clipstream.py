@@ -179,7 +179,7 @@ class ClipStreamUser(HttpUser):
     writes = False  # True for the write classes: they speed up in bursts and retry
 
     def on_start(self) -> None:
-        self.ctx: LoadContext = self.environment.drills_load  # type: ignore[attr-defined]
+        self.ctx: LoadContext = self.environment.drills_load
         self.process = self.ctx.recorder.new_process()
         self.videos = self.ctx.videos
         self.bursts = self.ctx.settings.burst_plan if self.writes else Bursts()
@@ -188,7 +188,7 @@ class ClipStreamUser(HttpUser):
         self.t0 = self.ctx.recorder.started_at or now
         self.last_start = now  # the first task runs right after on_start
 
-    def wait_time(self) -> float:  # type: ignore[override]
+    def wait_time(self) -> float:
         now = time.time()
         wait = wait_s(last_start=self.last_start, now=now, rate=self.ctx.settings.per_user_rate,
                       t0=self.t0, bursts=self.bursts)
