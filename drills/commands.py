@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from drills.catalog import builtin_drills, load_drill
-from drills.cli import EXIT_INPUT, EXIT_MISSED, EXIT_OK, EXIT_REVERT, exit_code
+from drills.cli import EXIT_INPUT, EXIT_MISSED, EXIT_OK, EXIT_REVERT, exit_code, print_labelled
 from drills.errors import SpecError
 
 
@@ -32,7 +33,7 @@ def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[n
         table.add_column(col)
     for o in journal.objectives:
         res = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "unknown"}[o.passed]
-        table.add_row(o.name, o.target, o.measured, res)
+        table.add_row(Text(o.name), Text(o.target), Text(o.measured), res)
     console.print(table)
     m = journal.metrics
     if m.get("writes_at_risk") is not None:
@@ -42,12 +43,12 @@ def print_summary(console: Console, journal, run_dir) -> None:  # type: ignore[n
             f"{m.get('acked_during_fault')} acked during it), {m.get('retried_writes')} retried, "
             f"{m.get('degraded_reads')} degraded reads", highlight=False)
     if journal.error:
-        console.print(f"[red]error:[/red] {journal.error}", highlight=False)
+        print_labelled(console, "error:", "red", journal.error)
     if journal.expect != "pass":
         console.print(f"expected verdict: {journal.expect} — "
                       f"{'as expected' if journal.as_expected else 'NOT as expected'}")
     console.print(f"verdict: {journal.verdict}  ·  {journal.duration_s:.1f}s  ·  report: "
-                  f"{run_dir}/report.html", highlight=False)
+                  f"{run_dir}/report.html", highlight=False, markup=False)
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
@@ -55,21 +56,27 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
     table.add_column("name")
     table.add_column("description")
     for name, description, _path in builtin_drills():
-        table.add_row(name, description)
+        table.add_row(Text(name), Text(description))
     console.print(table)
     return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Every check `drill run` makes before it starts anything (the file, its fields, its paths,
+    and its fault targets against the stack's topology), for each file; exit 2 if one fails."""
+    from drills.spec import validate_targets
+    from drills.stack.open import topology_for
+
     worst = EXIT_OK
     for f in args.files:
         try:
             spec = load_drill(f)
+            validate_targets(spec, topology_for(spec, args.provider or spec.stack.provider))
         except SpecError as exc:
-            console.print(f"[red]invalid[/red] {exc}", highlight=False)
+            print_labelled(console, "invalid", "red", exc)
             worst = EXIT_INPUT
         else:
-            console.print(f"[green]ok[/green] {f}: {spec.drill}", highlight=False)
+            print_labelled(console, "ok", "green", f"{f}: {spec.drill}")
     return worst
 
 
@@ -83,18 +90,19 @@ def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
         raise SpecError("no ledger.jsonl here: not a run directory", source=str(args.run_dir))
     pending = ledger.pending()
     if not pending:
-        console.print(f"nothing to roll back in {args.run_dir}")
+        console.print(f"nothing to roll back in {args.run_dir}", markup=False)
         return EXIT_OK
     stack = attach(args.run_dir / "stack")
     done, failures = rollback(stack, ledger)
     for fid in done:
-        console.print(f"reverted {fid}")
+        console.print(f"reverted {fid}", markup=False)
     for f in failures:
-        console.print(f"[red]could not revert[/red] {f.id} ({f.kind} {f.target}): {f.reason}")
+        print_labelled(console, "could not revert", "red",
+                       f"{f.id} ({f.kind} {f.target}): {f.reason}")
     if not failures:
         stack.wait_healthy(timeout=30.0)
         console.print("every node is back; the stack is still up "
-                      f"(drill stack down --dir {args.run_dir / 'stack'})")
+                      f"(drill stack down --dir {args.run_dir / 'stack'})", markup=False)
     return EXIT_REVERT if failures else EXIT_OK
 
 
@@ -102,7 +110,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from drills.report.load import regenerate
 
     for path in regenerate(args.run_dir):
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, markup=False)
     return EXIT_OK
 
 

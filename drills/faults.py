@@ -10,7 +10,7 @@ crash          node      SIGKILL the node                             start it
 freeze         node      SIGSTOP / docker pause                       SIGCONT / unpause
 partition      link      mode down: refuse; blackhole: data vanishes  enable / remove its toxics
                          (timeout 0); reset: TCP RST (reset_peer)
-latency        link      latency toxic (ms, jitter) both ways         remove its toxics
+latency        link      latency toxic (ms, jitter; both ways or one) remove its toxics
 bandwidth      link      bandwidth toxic (kbps) both ways             remove its toxics
 =============  ========  ===========================================  ==========================
 
@@ -86,7 +86,8 @@ class Partition:
 class Latency:
     def inject(self, stack: Stack, target: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ms = params["ms"]
-        toxics = stack.link(target).latency(ms=ms, jitter=params.get("jitter", 0))
+        toxics = stack.link(target).latency(ms=ms, jitter=params.get("jitter", 0),
+                                            direction=params.get("direction", "both"))
         return {"toxics": list(toxics)}
 
     def revert(self, stack: Stack, target: str, params: Mapping[str, Any], undo: Mapping) -> None:

@@ -36,7 +36,7 @@ import jinja2
 from drills.catalog import builtin_drills, load_drill, parse_drill
 from drills.cli import EXIT_ENV, EXIT_MISSED, EXIT_OK, exit_code
 from drills.engine import RunOptions, RunResult, run_drill
-from drills.errors import SpecError
+from drills.errors import Interrupted, SpecError
 from drills.spec import DrillSpec
 from drills.stack.clipstream import BUGS
 
@@ -189,7 +189,8 @@ def run_selftest(plan: Plan, *, out: Path,
                  log: Callable[[str], None] = lambda _line: None) -> SelftestResult:
     """Run the plan round by round (every cell of round 1, then round 2, ...), rewriting
     ``selftest.json`` / ``selftest.html`` after each run so that an interrupted self-test still
-    leaves what it measured. Ctrl-C propagates after the files are written."""
+    leaves what it measured. An interrupted drill (Ctrl-C, SIGTERM: its faults reverted by the
+    engine) ends the self-test: KeyboardInterrupt propagates after the files are written."""
     out.mkdir(parents=True, exist_ok=True)
     result = SelftestResult(plan, out, time.time())
     jobs = [(s, CORRECT) for s in plan.drills] + [
@@ -205,6 +206,8 @@ def run_selftest(plan: Plan, *, out: Path,
                 result.cells.append(cell)
                 log(_line(cell))
                 write_files(result)
+                if isinstance(res.error, Interrupted):  # Ctrl-C / SIGTERM ends the self-test
+                    raise KeyboardInterrupt
     finally:
         result.finished_at = time.time()
         write_files(result)

@@ -63,6 +63,12 @@ def _at_risk(c: Mapping[str, CheckResult], key: str) -> str:
     return "" if n is None else f" of {n} at risk"
 
 
+def _increments_at_risk(c: Mapping[str, CheckResult]) -> str:
+    """`` (N increments at risk)`` from the exposure check (empty when it did not measure)."""
+    n = c["exposure"].metrics.get("increments_at_risk")
+    return "" if n is None else f" ({n} increments at risk)"
+
+
 def _lost_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective:
     """Lost acknowledged writes: uploads missing from the final read plus increments missing
     from the counters (a counter below its acknowledged lower bound)."""
@@ -106,7 +112,7 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
         oob, checked = cm.get("counters_out_of_bounds"), cm.get("counters_checked")
         out.append(Objective(
             "counters", "acked ≤ value ≤ acked + indeterminate",
-            f"{oob} of {checked} out of bounds{_at_risk(c, 'increments_at_risk')} increments"
+            f"{oob} of {checked} out of bounds{_increments_at_risk(c)}"
             if oob is not None else "unknown", c["counters"].passed))
     if o.zero_reads != "ignore":
         z = c["zero_reads"]

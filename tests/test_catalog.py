@@ -41,7 +41,7 @@ timeline:
 BUILTINS = {"dc-east-power-loss", "storage-partition", "replication-link-cut", "zone-flap",
             "slow-storage", "witness-loss", "lagging-replica-primary-loss",
             "isolated-replica-primary-loss", "deposed-primary", "both-dc-power-loss",
-            "failback-under-load", "power-storm"}
+            "failback-under-load", "power-storm", "primary-power-blip"}
 
 
 def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:
@@ -169,7 +169,7 @@ def test_override_can_replace_a_whole_fault() -> None:
         ("timeline.faults[0].powerdown=dc-west", "timeline.faults[0].powerdown",
          "unknown field 'powerdown' in timeline.faults[0]; did you mean 'power_down'? (allowed: "
          "power_down, crash, freeze, partition, latency, bandwidth, at, for, repeat, every, mode, "
-         "ms, jitter, kbps)"),
+         "ms, jitter, direction, kbps)"),
         ("load.users=[1,", "load.users", "cannot parse the value '[1,' as YAML: "),
     ],
 )
@@ -368,7 +368,7 @@ def test_compose_file_resolves_for_docker(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the built-in drills
 
 
-def test_the_builtins_are_the_twelve_drills() -> None:
+def test_the_builtins_are_the_thirteen_drills() -> None:
     found = builtin_drills()
     assert {d.name for d in found} == BUILTINS
     assert [d.name for d in found] == sorted(d.name for d in found)

@@ -37,6 +37,16 @@ def test_every_kind_breaks_something_and_is_undone(tmp_path):
     assert {r.id for r in inj.records} == {e.id for e in ALL}
 
 
+def test_a_one_way_latency_fault_adds_one_toxic_and_reverts_it(tmp_path):
+    stack = MemoryStack()
+    entry = Entry("f0", "latency", "store-west->store-east",
+                  {"ms": 60, "jitter": 0, "direction": "upstream"})
+    with Injector(stack, Ledger(tmp_path)) as inj:
+        inj.inject(entry, scheduled_at=1.0)
+        assert stack.links["store-west->store-east"].toxics == {"latency_up"}
+    assert stack.clean
+
+
 def test_exception_inside_still_reverts(tmp_path):
     stack = MemoryStack()
     with pytest.raises(KeyboardInterrupt), Injector(stack, Ledger(tmp_path)) as inj:

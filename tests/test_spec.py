@@ -171,7 +171,20 @@ def test_partition_mode_and_latency_jitter_have_defaults() -> None:
         {"at": "11s", "for": "1s", "crash": "api"},
     ]))
     params = [dict(f.params) for f in spec.timeline.faults]
-    assert params == [{"mode": "down"}, {"ms": 50, "jitter": 0}, {"kbps": 64}, {}]
+    assert params == [{"mode": "down"}, {"ms": 50, "jitter": 0, "direction": "both"},
+                      {"kbps": 64}, {}]
+
+
+def test_latency_can_delay_one_direction_only() -> None:
+    spec = parse(("timeline.faults", [{"at": "5s", "for": "1s", "latency": "api->store-east",
+                                       "ms": 50, "direction": "upstream"}]))
+    assert dict(spec.timeline.faults[0].params)["direction"] == "upstream"
+    err = refused(("timeline.faults", [{"at": "5s", "for": "1s", "latency": "api->store-east",
+                                        "ms": 50, "direction": "sideways"}]))
+    assert err.field == "timeline.faults[0].direction"
+    err = refused(("timeline.faults", [{"at": "5s", "for": "1s", "partition": "api->store-east",
+                                        "direction": "upstream"}]))
+    assert "'direction' does not apply to a partition fault" in err.message
 
 
 # ---------------------------------------------------------------- precise error messages
@@ -376,7 +389,7 @@ def fault(**kw: Any) -> tuple[str, Any]:
         ({"partition": "api->store-east", "ms": 5}, "timeline.faults[0].ms",
          "'ms' does not apply to a partition fault (partition takes: mode)"),
         ({"latency": "api->store-east", "kbps": 5, "ms": 5}, "timeline.faults[0].kbps",
-         "'kbps' does not apply to a latency fault (latency takes: ms, jitter)"),
+         "'kbps' does not apply to a latency fault (latency takes: ms, jitter, direction)"),
         ({"latency": "api->store-east"}, "timeline.faults[0].ms",
          "a latency fault needs ms (the added delay, int >= 1)"),
         ({"latency": "api->store-east", "ms": 10, "jitter": 11}, "timeline.faults[0].jitter",
@@ -899,7 +912,7 @@ def test_nemesis_expands_deterministically_from_its_seed() -> None:
     kinds = {f.kind for f in a.timeline.all_faults}
     assert kinds == {"power_down", "partition", "latency"}  # 20 rounds pick every template
     lat = next(f for f in a.timeline.all_faults if f.kind == "latency")
-    assert dict(lat.params) == {"ms": 200, "jitter": 0}
+    assert dict(lat.params) == {"ms": 200, "jitter": 0, "direction": "both"}
     part = next(f for f in a.timeline.all_faults if f.kind == "partition")
     assert dict(part.params) == {"mode": "blackhole"}
 
@@ -1018,7 +1031,7 @@ def test_nemesis_errors_name_the_field(changes: dict[str, Any], field: str,
     [
         ({"powerdown": "dc-west"}, "timeline.nemesis.faults[1].powerdown",
          "unknown field 'powerdown'; did you mean 'power_down'? (allowed: power_down, crash, "
-         "freeze, partition, latency, bandwidth, mode, ms, jitter, kbps)"),
+         "freeze, partition, latency, bandwidth, mode, ms, jitter, direction, kbps)"),
         ({}, "timeline.nemesis.faults[1]", "a fault needs exactly one kind key, got none; "
          "kinds: power_down, crash, freeze, partition, latency, bandwidth"),
         ({"partition": "api->store-east", "ms": 5}, "timeline.nemesis.faults[1].ms",

@@ -22,8 +22,10 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
 - **Span**: the fault's span is ``[t_f, span_end)``, ``span_end`` being the next fault's
   injection (or the end). Only below buckets inside the span are this fault's outage, so a
   later fault's outage is not charged to an earlier fault that did nothing; a bucket that
-  straddles the next injection belongs to the next fault (its failures are requests in flight
-  when that fault hit).
+  straddles the next injection belongs to the next fault, and a request that failed while in
+  flight at the next injection (started before it, its error after) is left out of this
+  fault's buckets: it is the next fault's victim (a client timeout of 1.5 s would otherwise
+  charge a power cut's first failures to a latency fault injected seconds earlier).
 - **RTO**: 0 if no bucket of the span is below theta. Otherwise ``t_r`` is the first bucket
   start after the first below bucket such that every bucket of ``[t_r, t_r + hold)`` is good
   (``hold`` rounded up to whole buckets; the recovery may lie past the span), and
@@ -157,7 +159,11 @@ def measure_rto(
     if end is None:
         end = max((r.t for r in requests), default=t_f)
     span_end = end if span_end is None else min(span_end, end)
-    reqs = sorted((r for r in requests if r.op == op), key=lambda r: r.t)
+    # a request that failed while in flight at the next fault's injection (it started in
+    # this span, its error came after) is that fault's victim, not this one's outage
+    reqs = sorted((r for r in requests if r.op == op
+                   and (r.ok or span_end >= end or not r.t < span_end <= r.t + r.duration)),
+                  key=lambda r: r.t)
     first_err, first_ok = _first_error_success(reqs, t_f=t_f, span_end=span_end)
     base = _baseline(reqs, start=baseline_start, end=baseline_end, params=params)
     if base is None:

@@ -31,6 +31,7 @@ from drills.duration import parse_duration
 from drills.errors import EnvironmentError_
 from drills.journal import Journal
 from drills.model import CheckResult, FaultRecord, Request
+from drills.report.clock import Clock
 from drills.report.markdown import METRIC_HELP
 from drills.report.plots import class_plots, plot_bucket_s
 from drills.spec import STACK_KNOBS, DrillSpec
@@ -42,10 +43,6 @@ LOST_LINE = re.compile(
     r"^lost acked upload (?P<video>\S+): acked at (?P<acked>[\d.]+|\?)"
     r"(?: by (?P<store>\S+) epoch (?P<epoch>\S+))? \(invoked (?P<invoked>[\d.]+|\?)\)$"
 )
-#: Wall-clock times as the checks print them (`drills.checks.findings.at`).
-CLOCK = re.compile(r"(?<![\w.])(\d{9,10}\.\d{3})(?![\w.])")
-#: Rewrite a clock time only if it lies within this many seconds of load start.
-CLOCK_SPAN_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,31 +137,6 @@ class Page:
     stack: tuple[tuple[str, str], ...]
     drill_yaml: str
     environment: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """Formats wall-clock times relative to load start ``t0`` (absolute when t0 is None)."""
-
-    t0: float | None
-
-    def at(self, t: float | None) -> str:
-        if t is None:
-            return "—"
-        if self.t0 is None:
-            return time.strftime("%H:%M:%S", time.localtime(t))
-        return f"t{t - self.t0:+.3f}s"
-
-    def rewrite(self, line: str) -> str:
-        """``line`` with every wall-clock time near t0 shown as ``t+<s>s``."""
-        if self.t0 is None:
-            return line
-
-        def sub(m: re.Match[str]) -> str:
-            t = float(m.group(1))
-            return self.at(t) if abs(t - (self.t0 or 0.0)) <= CLOCK_SPAN_S else m.group(0)
-
-        return CLOCK.sub(sub, line)
 
 
 def _stamp(t: float | None) -> str:

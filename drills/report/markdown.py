@@ -1,5 +1,9 @@
 """``report.md``: the verdict, the objectives table, the metrics with what each means, the
-faults with their effective times, and every check's evidence."""
+faults with their effective times, and every check's evidence.
+
+Times are shown from load start (``t+9.700s``) as in ``report.html``, the wall-clock times
+inside the checks' findings included (`drills.report.clock.Clock`); as clock times of day when
+the run has no load start."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from drills.journal import Journal
+from drills.report.clock import Clock
 
 #: What each metric means, printed under the metrics table (kept in sync with README.md).
 METRIC_HELP = {
@@ -53,21 +58,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _when(t: float | None, t0: float | None) -> str:
-    if t is None:
-        return "—"
-    return f"+{t - t0:.2f}s" if t0 else time.strftime("%H:%M:%S", time.localtime(t))
-
-
 def render(j: Journal) -> str:
-    t0 = j.load_started_at
+    clock = Clock(j.load_started_at)
     out = [f"# Drill `{j.drill}` — {j.verdict.upper()}", "", j.description, ""]
     out.append(f"Provider `{j.provider}`, ran {j.duration_s:.1f} s, "
                f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(j.started_at))}.")
     if j.expect != "pass":
         out.append(f"This drill is expected to **{j.expect}** (it rehearses a known weakness).")
     if j.error:
-        out += ["", f"**Error:** {j.error}"]
+        out += ["", f"**Error:** {clock.rewrite(j.error)}"]
     out += ["", "## Objectives", "", "| objective | target | measured | result |"]
     out.append("|---|---|---|---|")
     for o in j.objectives:
@@ -76,19 +75,20 @@ def render(j: Journal) -> str:
     out += ["", "## Metrics", "", "| metric | value | meaning |", "|---|---|---|"]
     for key, value in j.metrics.items():
         out.append(f"| {key} | {_fmt(value)} | {METRIC_HELP.get(key, '')} |")
-    out += ["", "## Faults (times from load start)", "",
+    times = "times from load start" if clock.t0 is not None else "clock times; no load start"
+    out += ["", f"## Faults ({times})", "",
             "| id | kind | target | scheduled | injected | reverted |", "|---|---|---|---|---|---|"]
     for f in j.faults:
-        out.append(f"| {f.id} | {f.kind} | {f.target} | +{f.scheduled_at:g}s | "
-                   f"{_when(f.injected_at, t0)} | {_when(f.reverted_at, t0)} |")
+        out.append(f"| {f.id} | {f.kind} | {f.target} | t+{f.scheduled_at:g}s | "
+                   f"{clock.at(f.injected_at)} | {clock.at(f.reverted_at)} |")
     out += ["", "## Phases", ""]
-    out += [f"- {p.name}: {_when(p.started_at, t0)} → {_when(p.ended_at, t0)}" for p in j.phases]
+    out += [f"- {p.name}: {clock.at(p.started_at)} → {clock.at(p.ended_at)}" for p in j.phases]
     out += ["", "## Checks", ""]
     for c in j.checks:
         res = {True: "pass", False: "FAIL", None: "unknown"}[c.passed]
         out.append(f"### {c.name}: {res}")
-        out += ["", c.summary, ""]
-        out += [f"- {line}" for line in c.findings]
+        out += ["", clock.rewrite(c.summary), ""]
+        out += [f"- {clock.rewrite(line)}" for line in c.findings]
         out.append("")
     return "\n".join(out) + "\n"
 

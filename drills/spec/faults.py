@@ -36,7 +36,7 @@ TARGET_TYPE: Mapping[str, str] = MappingProxyType(
 )
 #: Kind-specific parameters (every kind also takes at / for / repeat / every).
 FAULT_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"partition": ("mode",), "latency": ("ms", "jitter"), "bandwidth": ("kbps",)}
+    {"partition": ("mode",), "latency": ("ms", "jitter", "direction"), "bandwidth": ("kbps",)}
 )
 MAX_REPEAT = 1000
 _TIMING = ("at", "for", "repeat", "every")
@@ -96,6 +96,8 @@ class _FaultKind(SpecModel):
                 data = {**data, "mode": "down"}
             if data.get("latency") is not None and data.get("jitter") is None:
                 data = {**data, "jitter": 0}
+            if data.get("latency") is not None and data.get("direction") is None:
+                data = {**data, "direction": "both"}
         return data
 
     @model_validator(mode="after")
@@ -106,7 +108,7 @@ class _FaultKind(SpecModel):
             raise invalid("", f"a fault needs exactly one kind key, got {got}; kinds: "
                               f"{', '.join(FAULT_KINDS)}")
         kind = kinds[0]
-        for param in ("mode", "ms", "jitter", "kbps"):
+        for param in ("mode", "ms", "jitter", "direction", "kbps"):
             if getattr(self, param) is not None and param not in FAULT_PARAMS.get(kind, ()):
                 takes = ", ".join(FAULT_PARAMS.get(kind, ())) or "no parameters"
                 raise invalid(param, f"{param!r} does not apply to a {kind} fault "
@@ -132,8 +134,8 @@ class _FaultKind(SpecModel):
 
     @property
     def params(self) -> Mapping[str, str | int]:
-        """The kind's own parameters: ``mode`` (partition), ``ms``/``jitter`` (latency),
-        ``kbps`` (bandwidth); empty for node and zone faults."""
+        """The kind's own parameters: ``mode`` (partition), ``ms``/``jitter``/``direction``
+        (latency), ``kbps`` (bandwidth); empty for node and zone faults."""
         names = FAULT_PARAMS.get(self.kind, ())
         return MappingProxyType({p: getattr(self, p) for p in names})
 
@@ -160,6 +162,10 @@ class _FaultParams(SpecModel):
                        doc="latency only (required): added delay in ms.")
     jitter: int | None = _f(None, typ="int >= 0", strict=True, ge=0,
                            doc="latency only (default 0): +/- ms of random jitter, <= ms.")
+    direction: Literal["both", "upstream", "downstream"] | None = _f(
+        None, typ="both|upstream|downstream", doc="latency only (default both): which way "
+        "the delay applies - upstream = what the link's client sends (requests), downstream "
+        "= what it receives (answers), both = each way (a round trip gains 2 x ms).")
     kbps: int | None = _f(None, typ="int >= 1", strict=True, ge=1, doc="bandwidth only "
                          "(required): limit in kilobytes/s (Toxiproxy rate, 1 KB = 1000 B).")
 

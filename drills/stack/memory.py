@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Literal
 
 from drills.errors import StackError
 from drills.stack.base import NodeState, Topology
@@ -40,8 +41,11 @@ class MemoryLink:
     def reset_peer(self) -> list[str]:
         return self._add("reset_peer_down")
 
-    def latency(self, ms: float, jitter: float = 0) -> list[str]:
-        return self._add("latency_up", "latency_down")
+    def latency(self, ms: float, jitter: float = 0,
+                direction: Literal["both", "upstream", "downstream"] = "both") -> list[str]:
+        names = {"both": ("latency_up", "latency_down"), "upstream": ("latency_up",),
+                 "downstream": ("latency_down",)}[direction]
+        return self._add(*names)
 
     def bandwidth(self, kbps: float) -> list[str]:
         return self._add("bandwidth_up", "bandwidth_down")

@@ -55,6 +55,8 @@ __all__ = [
 ENV_URL = "TOXIPROXY_URL"
 Stream = Literal["upstream", "downstream"]
 BOTH: tuple[Stream, Stream] = ("upstream", "downstream")
+#: Which way a latency fault delays: both streams, or one.
+Direction = Literal["both", "upstream", "downstream"]
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
 _LIBRARY_ERRORS = {ProxyExists: 409, NotFound: 404, InvalidToxic: 400}
 
@@ -304,9 +306,13 @@ class Link:
         """``reset_peer`` both ways: the first data (after ``timeout_ms``) gets a TCP RST."""
         return self._both("reset_peer", timeout=int(timeout_ms))
 
-    def latency(self, ms: float, jitter: float = 0) -> list[str]:
-        """``latency`` ± ``jitter`` ms each way (a round trip gains about twice ``ms``)."""
-        return self._both("latency", latency=round(ms), jitter=round(jitter))
+    def latency(self, ms: float, jitter: float = 0, direction: Direction = "both") -> list[str]:
+        """``latency`` ± ``jitter`` ms each way (a round trip gains about twice ``ms``), or only
+        ``upstream`` (what the client sends) or ``downstream`` (what it receives)."""
+        streams = BOTH if direction == "both" else (direction,)
+        return [self._add("latency", s, f"latency_{s}", 1.0, {"latency": round(ms),
+                                                                 "jitter": round(jitter)})
+                for s in streams]
 
     def bandwidth(self, kbps: float) -> list[str]:
         """Each way limited to ``kbps`` kilobytes per second (Toxiproxy's ``rate``, 1 KB =

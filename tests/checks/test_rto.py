@@ -183,7 +183,8 @@ def test_requests_in_flight_at_the_next_fault_are_charged_to_it_not_to_the_earli
     straddles the cut belongs to the cut: the latency fault reads 0, the cut ~1.5 s (within
     one bucket), not 7.5 s charged to the latency fault."""
     cut = TF + 6.1
-    reqs = traffic("upload", T0, END, 12, ok=outage(cut - 0.1, cut + 1.5))
+    # requests started up to 1.5 s before the cut fail with it (they time out after 2 s)
+    reqs = traffic("upload", T0, END, 12, ok=outage(cut - 1.5, cut + 1.5))
     wide = AnalysisParams(min_bucket_requests=20.0)
     latency, power = measure_rtos(reqs, faults=[fault("lat", TF), fault("cut", cut)],
                                   baseline_start=T0, baseline_end=TF, params=wide,

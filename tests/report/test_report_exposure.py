@@ -25,7 +25,7 @@ def test_a_correct_run_shows_what_it_put_at_risk_next_to_each_data_objective() -
     assert at_risk > 0 and j.metrics["increments_at_risk"] > 0
     assert _objective(j, "lost_acked_writes").measured == f"0 lost of {at_risk} at risk"
     counters = _objective(j, "counters").measured
-    assert counters.endswith(f"of {j.metrics['increments_at_risk']} at risk increments")
+    assert counters.endswith(f"({j.metrics['increments_at_risk']} increments at risk)")
     assert "exposure" not in [o.name for o in j.objectives]  # measured, not judged
     assert j.verdict == "pass"
 

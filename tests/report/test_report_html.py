@@ -48,9 +48,11 @@ def test_objectives_table(good: Element, bad: Element) -> None:
     rows = _section(bad, "objectives").rows()
     assert rows[0] == ["objective", "target", "measured", "result"]
     by_name = {r[0]: r for r in rows[1:]}
-    assert len(by_name) == 10
+    assert len(by_name) == 11
     assert by_name["rto.upload"] == ["rto.upload", "≤ 10s", "8.25s", "pass"]
-    assert by_name["lost_acked_writes"] == ["lost_acked_writes", "≤ 0", "2", "FAIL"]
+    assert by_name["lost_acked_writes"] == [
+        "lost_acked_writes", "≤ 0", "5 lost (2 uploads, 3 increments) of 13 at risk", "FAIL"]
+    assert by_name["zero_reads"][3] == "FAIL"
     assert by_name["counters"][3] == "FAIL"
     assert all(r[3] == "pass" for r in _section(good, "objectives").rows()[1:])
 

@@ -147,6 +147,18 @@ def test_latency_both_ways_and_update_in_place(tp: ToxiproxyClient, link_name_fa
             assert round_trip(sock) < 0.1
 
 
+def test_latency_one_way_delays_only_that_stream(tp: ToxiproxyClient, link_name_factory) -> None:
+    with TcpServer() as up:
+        link = tp.create_link(link_name_factory(), upstream=up.addr)
+        with connect(link.listen) as sock:
+            assert link.latency(ms=150, direction="upstream") == ["latency_upstream"]
+            assert [t.stream for t in link.toxics()] == ["upstream"]
+            assert 0.150 <= round_trip(sock) < 0.300  # one way only: not 2 x 150 ms
+            link.heal()
+            assert link.latency(ms=150, direction="downstream") == ["latency_downstream"]
+            assert [t.stream for t in link.toxics()] == ["downstream"]
+
+
 def test_bandwidth_limits_each_way(tp: ToxiproxyClient, link_name_factory) -> None:
     with TcpServer() as up:
         link = tp.create_link(link_name_factory(), upstream=up.addr)
