@@ -10,6 +10,7 @@ Exit codes are decided by the CLI alone, from the class of the error::
     │   ├── StackError          a stack would not start, a node would not answer
     │   ├── ProxyError          the Toxiproxy server or a proxy operation failed
     │   ├── LoadError           the load generator failed
+    │   ├── HarnessError        a check or a report crashed (a bug in drills; records kept)
     │   └── Interrupted         Ctrl-C or SIGTERM ended a run (every fault was reverted)
     └── FaultError          a fault could not be injected                             (exit 3)
         └── RevertError     a fault could not be reverted (the ledger says which)     (exit 4)
@@ -55,6 +56,11 @@ class ProxyError(EnvironmentError_):
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status
         super().__init__(message if status is None else f"{message} (HTTP {status})")
+
+
+class HarnessError(EnvironmentError_):
+    """A check or a report of drills itself crashed: a bug in the harness, not in the system
+    under test. The run's records and journal are kept so it can be judged again."""
 
 
 class LoadError(EnvironmentError_):

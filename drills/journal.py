@@ -2,14 +2,14 @@
 
 Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``inconclusive``/
 ``error``; inconclusive: every objective but ``exposure`` held, too little was at risk),
-``expect``,
-``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills, only the
-objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``, ``provider``,
-``load_started_at``, ``phases`` (name, started_at,
-ended_at), ``faults`` (id, kind, target, scheduled offset, effective injected/reverted times),
-``baseline`` (success rate per class before any fault), ``objectives`` (list of {name, target,
-measured, passed}), ``metrics`` (``rto_s`` per class, ``lost_acked_writes``, ``rpo_s``,
-``counters_out_of_bounds``, ``zero_reads``, ``split_brain``, ``divergent_keys``, ...), ``checks``
+``expect``, ``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills,
+only the objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``,
+``provider``, ``load_started_at``, ``phases`` (name, started_at, ended_at), ``faults`` (id,
+kind, target, scheduled offset, effective injected/reverted times), ``baseline`` (success rate
+per class before any fault), ``objectives`` (list of {name, target, measured, passed}),
+``metrics`` (``rto_s`` per class, ``lost_acked_writes``, ``lost_increments``, ``rpo_s``,
+``counters_out_of_bounds``, ``zero_reads``, ``split_brain``, ``split_brain_sources``,
+``divergent_keys``, ``writes_at_risk`` and the rest of the exposure, ...), ``checks``
 (every check's summary and findings), ``spec`` (the drill file as run), ``environment`` and
 ``error``. The engine fills a `Journal` as the run goes; reports are rendered from it alone.
 """
@@ -58,6 +58,7 @@ class Judgement:
     metrics: dict[str, Any]
     checks: tuple[CheckResult, ...]
     as_expected: bool | None  # the run turned out as the drill's ``expect`` says
+    crashed: tuple[str, ...] = ()  # checks that raised instead of judging (their verdict: None)
 
     @property
     def passed(self) -> bool:

@@ -7,7 +7,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from drills.checks import (
@@ -99,7 +100,8 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
     o = spec.objectives
     out: list[Objective] = []
     rto_s: Mapping[str, float | None] = c["rto"].metrics.get("rto_s", {})
-    for op, limit in o.rto.as_mapping().items():
+    faults = bool(spec.timeline.all_faults)  # without a fault there is no recovery to judge
+    for op, limit in (o.rto.as_mapping() if faults else {}).items():
         if op in rto_s:
             v = rto_s[op]
             met = v is not None and v <= limit
@@ -125,7 +127,7 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
         sb = c["split_brain"]
         out.append(Objective("split_brain", "none (one primary at a time, replicas converge)",
                              sb.summary, sb.passed))
-    if o.recovery == "required":
+    if o.recovery == "required" and faults:
         missing = [op for op, v in rto_s.items() if v is None]
         out.append(Objective("recovery", "every class recovers by itself",
                              "not recovered: " + ", ".join(missing) if missing else "all recovered",
@@ -149,27 +151,34 @@ def judge(
     quiesce_s: float = 0.0,
     load_end: float | None = None,
 ) -> Judgement:
-    """Run every check and judge every objective of ``spec`` (see `drills.journal.Judgement`)."""
+    """Run every check and judge every objective of ``spec`` (see `drills.journal.Judgement`).
+
+    A check that crashes judges nothing (its objectives are unknown) and is named in
+    ``Judgement.crashed``; the others judge as usual."""
     baseline_end = t0 + spec.timeline.baseline
-    checks = {
-        "rto": check_rto(
+    include_degraded = spec.objectives.zero_reads != "fresh"
+    minimum = None if spec.objectives.exposure is None else \
+        spec.objectives.exposure.min_writes_at_risk
+    runs: dict[str, Callable[[], CheckResult]] = {
+        "rto": lambda: check_rto(
             requests, faults=faults, baseline_start=t0, baseline_end=baseline_end,
             params=params_of(spec), max_rto_s=spec.objectives.rto.as_mapping(),
             require_recovery=spec.objectives.recovery == "required", end=load_end,
         ),
-        "acked_writes": check_acked_writes(history, final=final, preexisting=preexisting,
-                                           allowed_lost=spec.objectives.lost_acked_writes),
-        "rpo": check_rpo(history, final=final, faults=faults, preexisting=preexisting,
-                         max_rpo_s=float("inf")),
-        "counters": check_counters(history, final=final, preexisting=preexisting),
-        "zero_reads": check_zero_reads(history,
-                                       include_degraded=spec.objectives.zero_reads != "fresh"),
-        "split_brain": check_split_brain(history, final=final),
-        "exposure": check_exposure(
+        "acked_writes": lambda: check_acked_writes(
+            history, final=final, preexisting=preexisting,
+            allowed_lost=spec.objectives.lost_acked_writes),
+        "rpo": lambda: check_rpo(history, final=final, faults=faults, preexisting=preexisting,
+                                 max_rpo_s=float("inf")),
+        "counters": lambda: check_counters(history, final=final, preexisting=preexisting),
+        "zero_reads": lambda: check_zero_reads(history, include_degraded=include_degraded),
+        "split_brain": lambda: check_split_brain(history, final=final),
+        "exposure": lambda: check_exposure(
             history, faults=faults, window_s=spec.analysis.exposure_window, end=load_end,
-            min_writes_at_risk=(None if spec.objectives.exposure is None
-                                else spec.objectives.exposure.min_writes_at_risk)),
+            min_writes_at_risk=minimum),
     }
+    checks = {name: _guarded(name, run) for name, run in runs.items()}
+    crashed = tuple(n for n, c in checks.items() if c.metrics.get("crashed"))
     exposure = checks["exposure"].metrics
     metrics: dict[str, Any] = {
         "rto_s": checks["rto"].metrics.get("rto_s", {}),
@@ -200,4 +209,18 @@ def judge(
     }
     objectives = tuple(_objectives(spec, checks))
     as_expected = spec.judge({o.name: o.passed for o in objectives})
-    return Judgement(objectives, metrics, tuple(checks.values()), as_expected)
+    return Judgement(objectives, metrics, tuple(checks.values()), as_expected, crashed)
+
+
+def _guarded(name: str, run: Callable[[], CheckResult]) -> CheckResult:
+    """Run one check; one that raises (a bug in drills) judges nothing: passed None, the
+    exception in its summary and ``crashed`` in its metrics, so the others still judge and
+    the engine reports a harness error (exit 3) with the journal written."""
+    try:
+        return run()
+    except Exception as exc:  # any bug in a check must not lose the run
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return CheckResult(name=name, passed=None,
+                           summary=f"the check crashed: {type(exc).__name__}: {exc}",
+                           metrics={"crashed": True},
+                           findings=(f"at {where.filename}:{where.lineno} in {where.name}",))

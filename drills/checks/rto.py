@@ -10,7 +10,11 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   for which the baseline puts ``min_bucket_requests`` in a bucket on average: a class doing
   a few requests per bucket has empty buckets by chance, and those would read as outages.
 - **Bucket states**: *below* theta if it is empty (the baseline had traffic, so silence is an
-  outage: clients blocked on a dead service start no new requests), or if ``ok/count < theta``
+  outage: clients blocked on a dead service start no new requests; unless the baseline itself
+  had empty buckets - clients in lockstep send in waves - then only a run of empty buckets
+  longer than the longest one of the baseline is below, and a recovery window must carry
+  ``rho`` x the baseline throughput in total rather than in every bucket), or if
+  ``ok/count < theta``
   and either every request in it failed or more than ``stragglers`` did (default 0; 1 forgives
   one straggling timeout also in a bucket that a throughput dip has thinned to a handful of
   requests, where that one failure alone puts it under theta). *Good* if
@@ -40,6 +44,12 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   ``failback = t_r' - t_v``. The class's RTO for the fault is the longer of the two, each from
   the event that caused it, so a 2 s hiccup when dc-east returns 16 s after the power cut reads
   as 2 s of failback, not as an 18 s outage (and not as nothing).
+- **Stall**: the pauses between successful answers are evidence too (bucket widening for a
+  slow class, or requests that wait out a stall and then succeed, can leave every bucket above
+  the threshold): a pause between successful answers that begins near the injection (or the
+  revert) and lasts longer than 2 x the baseline's longest (and 1 s) is a stall; when the
+  buckets saw no outage, or its end minus ``t_f`` exceeds theirs by more than a bucket, it is
+  the RTO (see `stall`).
 - **First error / first success**: start of the first failed request of the class in the span,
   and of the first successful one after it, relative to ``t_f`` (start times, like buckets).
 - **Below**: seconds of below buckets in the span.
@@ -47,6 +57,7 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +69,45 @@ from drills.errors import SpecError
 from drills.model import OP_CLASSES, CheckResult, FaultRecord, Request
 
 DEFAULT_PARAMS = AnalysisParams()
+#: A pause between two successful answers of a class longer than this many times the
+#: baseline's longest pause (and than `STALL_MIN_S`), beginning near the fault's injection or
+#: revert, is a stall.
+STALL_FACTOR = 2.0
+STALL_MIN_S = 1.0
+
+
+def _ok_gaps(reqs: Sequence[Request]) -> list[tuple[float, float]]:
+    """(previous, next) completion times of successive successful answers, in time order."""
+    done = sorted(r.t + r.duration for r in reqs if r.ok)
+    return list(itertools.pairwise(done))
+
+
+def stall(reqs: Sequence[Request], *, t_f: float, span_end: float, revert: float | None,
+          baseline: tuple[float, float], near: float, next_fault: bool = False) -> float | None:
+    """The recovery time of the longest stall after the fault, or None.
+
+    Buckets can hide a stall: a class measured on widened buckets, or whose requests wait out a
+    stall and then succeed, shows no bucket below its threshold. So the pauses between
+    successful answers are evidence too: a pause longer than `STALL_FACTOR` x the longest
+    pause of the ``baseline`` window (and `STALL_MIN_S`) that begins within ``near`` seconds
+    of the injection (or, for a failback stall, of the ``revert``) and ends after ``t_f`` is
+    a stall - a pause anywhere else is the load's own noise (a slow class has long pauses by
+    chance). Its recovery time is its end minus ``t_f`` (minus the revert, for a failback
+    stall). The longest wins. With
+    ``next_fault`` (``span_end`` is the next fault's injection) a pause that spans it is the
+    next fault's.
+    """
+    base = [g for g in _ok_gaps(reqs) if baseline[0] <= g[0] and g[1] < baseline[1]]
+    allowed = max(STALL_MIN_S, STALL_FACTOR * max((b - a for a, b in base), default=0.0))
+    worst: float | None = None
+    for a, b in _ok_gaps(reqs):
+        if b - a <= allowed or b <= t_f or a >= span_end or (next_fault and b > span_end):
+            continue
+        for event in (t_f, revert):
+            if event is not None and event - allowed <= a <= event + near:
+                worst = max(worst or 0.0, b - event)
+                break
+    return worst
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +118,8 @@ class Rto:
     had no baseline traffic (then ``threshold`` and ``baseline_rate`` are None). Times in
     seconds relative to the fault's injection; ``bucket_s`` is the width actually used.
     ``failback`` is true when an outage began after the revert; ``failback_s`` is its recovery
-    time from the revert (None if it never recovered, or there was none).
+    time from the revert (None if it never recovered, or there was none). ``stall_s`` is the
+    longest stall's recovery time (see `stall`), None if there was none.
     """
 
     op: str
@@ -85,6 +136,7 @@ class Rto:
     failback: bool = False
     failback_s: float | None = None
     reverted_s: float | None = None
+    stall_s: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -110,14 +162,53 @@ def _first_error_success(
     return (None if first_err is None else first_err - t_f), None
 
 
-def _recovery_index(good: Sequence[bool], *, start: int, hold: int) -> int | None:
-    """First index ``j > start`` with ``good[j:j+hold]`` all true, or None."""
+def _recovery_index(good: Sequence[bool], *, start: int, hold: int,
+                    counts: Sequence[int] | None = None, need: float = 0.0) -> int | None:
+    """First index ``j > start`` with ``good[j:j+hold]`` all true (and, with ``counts``, at
+    least ``need`` requests in that window), or None."""
     run = 0
     for j in range(start + 1, len(good)):
         run = run + 1 if good[j] else 0
-        if run == hold:
-            return j - hold + 1
+        if run >= hold:
+            k = j - hold + 1
+            if counts is None or sum(counts[k:j + 1]) >= need:
+                return k
     return None
+
+
+def _longest_empty_run(counts: Sequence[int]) -> int:
+    """The most consecutive empty buckets in ``counts``."""
+    longest = run = 0
+    for c in counts:
+        run = run + 1 if c == 0 else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _baseline_quiet(reqs: Sequence[Request], *, start: float, end: float, width: float) -> int:
+    """The longest run of empty buckets of ``width`` in the baseline (0: none). Clients in
+    lockstep send in waves, so gaps that long are their rhythm, not an outage."""
+    n = complete_buckets(origin=start, end=end, width=width)
+    counts, _ = tally([r for r in reqs if start - EDGE_S <= r.t < end - EDGE_S],
+                      origin=start, width=width, n=n)
+    return _longest_empty_run(counts)
+
+
+def _silent(counts: Sequence[int], *, allowed: int) -> list[bool]:
+    """Per bucket: empty, in a run of empty buckets longer than ``allowed``."""
+    out = [False] * len(counts)
+    k = 0
+    while k < len(counts):
+        if counts[k]:
+            k += 1
+            continue
+        j = k
+        while j < len(counts) and not counts[j]:
+            j += 1
+        if j - k > allowed:
+            out[k:j] = [True] * (j - k)
+        k = j
+    return out
 
 
 def _baseline(
@@ -179,27 +270,41 @@ def measure_rto(
     in_span = min(n, max(0, cut((span_end - t_f + (EDGE_S if cut is math.floor else -EDGE_S))
                                 / width)))
     counts, oks = tally(reqs, origin=t_f, width=width, n=n)
-    below = [c == 0 or (o / c < theta and (o == 0 or c - o > params.stragglers))
-             for c, o in zip(counts, oks, strict=True)]
-    good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
-            for c, o in zip(counts, oks, strict=True)]
+    gaps = _baseline_quiet(reqs, start=baseline_start, end=baseline_end, width=width)
+    quiet = gaps > 0
+    silent = _silent(counts, allowed=gaps)
+    below = [silence or (c > 0 and o / c < theta and (o == 0 or c - o > params.stragglers))
+             for c, o, silence in zip(counts, oks, silent, strict=True)]
+    if quiet:  # judge throughput over the hold window, not per (possibly empty) bucket
+        good = [not silence and (c == 0 or o / c >= theta)
+                for c, o, silence in zip(counts, oks, silent, strict=True)]
+    else:
+        good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
+                for c, o in zip(counts, oks, strict=True)]
     below_in_span = [k for k in range(in_span) if below[k]]
     hold = max(1, math.ceil(params.hold_s / width - 1e-9))
     reverted = None if fault.reverted_at is None else fault.reverted_at - t_f
     k_rev = in_span if reverted is None else \
         min(in_span, max(0, math.ceil((reverted - EDGE_S) / width)))
     active = [k for k in below_in_span if k < k_rev]
+    need = params.rho * per_bucket * hold if quiet else 0.0
+    window = counts if quiet else None
     j: int | None = 0
     if active:
-        j = _recovery_index(good, start=active[0], hold=hold)
+        j = _recovery_index(good, start=active[0], hold=hold, counts=window, need=need)
     later = [] if j is None else [k for k in below_in_span if k >= max(k_rev, j)]
     failback_s: float | None = None
     if later and reverted is not None:
-        jf = _recovery_index(good, start=later[0], hold=hold)
+        jf = _recovery_index(good, start=later[0], hold=hold, counts=window, need=need)
         failback_s = None if jf is None else max(0.0, jf * width - reverted)
     rto_s = None if j is None else j * width
     if later:
         rto_s = None if rto_s is None or failback_s is None else max(rto_s, failback_s)
+    stalled = stall(reqs, t_f=t_f, span_end=span_end, revert=fault.reverted_at,
+                    baseline=(baseline_start, baseline_end), near=params.hold_s,
+                    next_fault=span_end < end)
+    if rto_s is not None and stalled is not None and (rto_s == 0 or stalled > rto_s + width):
+        rto_s = stalled  # the buckets missed it (within a bucket they agree: keep theirs)
     return Rto(
         op=op,
         fault_id=fault.id,
@@ -215,6 +320,7 @@ def measure_rto(
         failback=bool(later),
         failback_s=failback_s,
         reverted_s=reverted,
+        stall_s=stalled,
     )
 
 
@@ -262,6 +368,8 @@ def _describe(r: Rto) -> str:
         after = ("NOT RECOVERED" if r.failback_s is None
                  else f"recovered {r.failback_s:.2f} s after it")
         failback = f"; failback outage after the revert at +{r.reverted_s:.2f} s: {after}"
+    if r.stall_s is not None:
+        failback += f"; longest stall between successful answers ended +{r.stall_s:.2f} s"
     return (f"{head} {rto}; threshold {r.threshold:.3f} (baseline {r.baseline_rate:.3f}, "
             f"{r.baseline_per_bucket:.1f} req per {r.bucket_s:g} s bucket); first error "
             f"{first_err}, first success after it {first_ok}, {r.below_s:g} s below threshold"

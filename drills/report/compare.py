@@ -10,7 +10,9 @@ Compared, from each run's journal (and request record, when both have one):
   class was measured with (its resolution; see `resolution`) is "same";
 - **loss**: lost acknowledged writes, observed RPO, unexpected writes;
 - **counters**: counters out of bounds, zero-view reads; **split brain** and divergent keys;
-- **errors**: the error rate of all requests and of each class.
+- **errors**: the error rate of all requests and of each class, better or worse only when the
+  difference is significant and large enough (`rate_trend`: noise between two identical
+  passing runs must not fail a CI job).
 
 Values missing from one run (a class not measured, a run that ended in error) are "changed",
 never better or worse. The drill files are diffed too (``stack.config.fsync: always -> never``),
@@ -243,14 +245,37 @@ def _rate_text(errors: int, total: int) -> str:
     return f"{100 * errors / total:.2f}% ({errors}/{total})" if total else "no requests"
 
 
+#: Error rates differ only when a two-proportion z-test says so at this level (two-sided) ...
+RATE_ALPHA = 0.01
+#: ... and by at least this much (absolute): 0.04 % vs 0.20 % of errors in two identical
+#: passing runs is noise, not a regression, however many requests back it.
+RATE_MIN_EFFECT = 0.005
+
+
+def rate_trend(a: tuple[int, int], b: tuple[int, int], *, alpha: float = RATE_ALPHA,
+               min_effect: float = RATE_MIN_EFFECT) -> Trend:
+    """Is error rate ``b`` (errors, total) better or worse than ``a``? Only when the difference
+    is both significant (pooled two-proportion z-test, two-sided p < ``alpha``) and at least
+    ``min_effect`` in absolute rate; otherwise ``same``. Totals must be > 0."""
+    (ea, na), (eb, nb) = a, b
+    pa, pb = ea / na, eb / nb
+    pooled = (ea + eb) / (na + nb)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
+    if se == 0 or abs(pb - pa) < min_effect:
+        return "same"
+    p_value = math.erfc(abs(pb - pa) / se / math.sqrt(2))
+    if p_value >= alpha:
+        return "same"
+    return "better" if pb < pa else "worse"
+
+
 def _rate_change(metric: str, a: tuple[int, int] | None, b: tuple[int, int] | None) -> Change:
-    """Error rates; equal as shown (2 decimals of a percent) is 'same'."""
+    """Error rates, judged by `rate_trend` (noise is 'same')."""
     if a is None or b is None or not a[1] or not b[1]:
         ta = "unknown" if a is None else _rate_text(*a)
         tb = "unknown" if b is None else _rate_text(*b)
         return Change("errors", metric, ta, tb, "same" if ta == tb else "changed")
-    x, y = round(100 * a[0] / a[1], 2), round(100 * b[0] / b[1], 2)
-    return Change("errors", metric, _rate_text(*a), _rate_text(*b), _order(x, y))
+    return Change("errors", metric, _rate_text(*a), _rate_text(*b), rate_trend(a, b))
 
 
 def _errors_by_class(requests: Sequence[Request]) -> dict[str, tuple[int, int]]:

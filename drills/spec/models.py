@@ -231,16 +231,17 @@ class Objectives(SpecModel):
         None, typ="mapping", doc="Judge exposure (below); left out, it is measured and "
         "reported only.")
 
-    def names(self) -> tuple[str, ...]:
+    def names(self, *, faults: bool = True) -> tuple[str, ...]:
         """The objectives this drill judges: ``rto.<class>``..., ``lost_acked_writes``,
         then ``counters``, ``zero_reads``, ``split_brain``, ``recovery`` unless ignored, and
-        ``exposure`` last when set."""
-        names = [f"rto.{c}" for c in self.rto.as_mapping()]
+        ``exposure`` last when set. Without ``faults`` (a drill with no fault) there is no
+        recovery to measure: the ``rto.*`` and ``recovery`` objectives are not judged."""
+        names = [f"rto.{c}" for c in self.rto.as_mapping()] if faults else []
         names.append("lost_acked_writes")
         names += [n for n, on in (("counters", self.counters == "exact"),
                                   ("zero_reads", self.zero_reads != "ignore"),
                                   ("split_brain", self.split_brain == "forbid"),
-                                  ("recovery", self.recovery == "required"),
+                                  ("recovery", self.recovery == "required" and faults),
                                   ("exposure", self.exposure is not None)) if on]
         return tuple(names)
 
@@ -360,13 +361,14 @@ class DrillSpec(SpecModel):
     def judge(self, outcomes: Mapping[str, Verdict]) -> Verdict:
         """Did the rehearsal succeed, given each objective's verdict (name -> True/False/None)?
 
-        Only `Objectives.names` count; a missing name is unknown (None). ``expect: pass``:
+        Only `Objectives.names` count (without the recovery objectives when the drill has no
+        fault: it judges only what it measures); a missing name is unknown (None). ``expect: pass``:
         True iff every objective passed. ``expect: fail``: False if an objective outside
         ``fails_on`` failed; else True iff one in ``fails_on`` (any, when empty) failed; when
         none failed, None if some were unknown, else False (the known limit did not show: the
         drill or the system changed). Unknowns outside ``fails_on`` make the result None.
         """
-        names = self.objectives.names()
+        names = self.objectives.names(faults=bool(self.timeline.all_faults))
         verdicts = {n: outcomes.get(n) for n in names}
         if self.expect == "pass":
             if any(v is False for v in verdicts.values()):

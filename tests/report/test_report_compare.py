@@ -15,6 +15,7 @@ from drills.report.compare import (
     Change,
     compare,
     compare_journals,
+    rate_trend,
     render_text,
     resolution,
     spec_diffs,
@@ -58,6 +59,19 @@ def test_worse_run_is_worse_on_every_axis(good_run: BuiltRun, worse_run: BuiltRu
                                           "same")
     assert ch["errors", "upload"].b == "18.00% (54/300)"
     assert c.spec_diffs == ()
+
+
+def test_error_rates_differ_only_when_significant_and_large_enough() -> None:
+    # two identical passing runs (measured): 0.04 % vs 0.20 % errors is noise
+    assert rate_trend((2, 5000), (10, 5000)) == "same"
+    assert rate_trend((0, 5000), (0, 5000)) == "same"
+    # a real regression, and its mirror
+    assert rate_trend((10, 5000), (250, 5000)) == "worse"
+    assert rate_trend((250, 5000), (10, 5000)) == "better"
+    # large but not significant (a handful of requests) is not a verdict either
+    assert rate_trend((0, 10), (2, 10)) == "same"
+    # significant but tiny (millions of requests): below the minimum effect
+    assert rate_trend((1000, 2_000_000), (2000, 2_000_000)) == "same"
 
 
 def test_swapping_the_runs_mirrors_every_trend(good_run: BuiltRun, worse_run: BuiltRun) -> None:

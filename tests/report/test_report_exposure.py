@@ -1,18 +1,27 @@
-"""Exposure and the data objectives as the verdict, the journal, the reports and the CLI show
-them: "0 lost of N at risk", an inconclusive drill, lost increments counted as lost writes, zero
-reads as their own objective. Hand-made runs (`._runs`), judged by the real `drills.verdict`."""
+"""The verdict as the journal, the reports and the CLI show it: exposure next to the data
+objectives ("0 lost of N at risk"), an inconclusive drill, lost increments counted as lost
+writes, zero reads as their own objective, a drill without faults judging only what it
+measures, and a check or report that crashes. Hand-made runs (`._runs`), judged by the real
+`drills.verdict`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+import drills.report as report_pkg
+from drills import engine, verdict
+from drills.catalog import parse_drill
 from drills.commands import print_summary
+from drills.errors import HarnessError
+from drills.model import FinalRead
 from drills.report.html import render_html
 from drills.report.markdown import render
 
-from ._runs import build_journal, build_run
+from ._runs import DRILL, build_journal, build_run
 
 
 def _objective(journal, name: str):  # type: ignore[no-untyped-def]
@@ -75,3 +84,44 @@ def test_reports_and_the_cli_summary_show_the_exposure(tmp_path: Path) -> None:
     text = console.export_text()
     assert f"exposure: {run.journal.metrics['writes_at_risk']} writes at risk" in text
     assert f"report: {run.run_dir}/report.html" in text
+
+
+def test_a_drill_without_faults_judges_only_what_it_measures() -> None:
+    """No fault, no recovery to measure: the rto.* and recovery objectives are not judged (they
+    used to read "not measured" and make the run exit 1)."""
+    j, _, _ = build_journal(sets=["timeline.faults=[]"])
+    names = [o.name for o in j.objectives]
+    assert not [n for n in names if n.startswith("rto.")] and "recovery" not in names
+    assert names == ["lost_acked_writes", "counters", "zero_reads", "split_brain"]
+    assert j.verdict == "pass" and j.as_expected is True
+
+
+def test_a_check_that_crashes_judges_nothing_and_the_others_still_judge(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: object, **_k: object) -> None:
+        raise ZeroDivisionError("a bug in a check")
+
+    monkeypatch.setattr(verdict, "check_counters", boom)
+    j, _, _ = build_journal(broken=True, outage_s=6.0)
+    counters = next(c for c in j.checks if c.name == "counters")
+    assert counters.passed is None and "ZeroDivisionError: a bug in a check" in counters.summary
+    assert _objective(j, "counters").passed is None
+    assert _objective(j, "split_brain").passed is False  # the other checks still judged
+    # the judgement names the crash, so the engine raises a HarnessError (exit 3)
+    judged = verdict.judge(
+        parse_drill(DRILL, source="t"), requests=[], history=[], faults=[],
+        final=FinalRead(primary=None, stores=()), t0=0.0)
+    assert judged.crashed == ("counters",)
+
+
+def test_a_report_that_crashes_is_a_harness_error_with_the_journal_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    j, _, _ = build_journal()
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise KeyError("a bug in a report")
+
+    monkeypatch.setattr(report_pkg, "write_markdown", boom)
+    with pytest.raises(HarnessError, match="a report crashed"):
+        engine.reports(tmp_path, j)
+    assert json.loads((tmp_path / "journal.json").read_text())["verdict"] == "pass"
