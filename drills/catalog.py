@@ -150,11 +150,21 @@ def read_yaml(text: str, *, source: str) -> dict[str, Any]:
         raise SpecError(f"YAML syntax error at {where}{problem}", source=source) from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", source=source) from exc
+    except (RecursionError, ValueError) as exc:  # 500-deep nesting, a 4,300-digit integer
+        raise SpecError(f"YAML the harness will not read: {_beyond(exc)}", source=source) \
+            from None
     if not isinstance(data, dict):
         got = "an empty document" if data is None else f"{type(data).__name__} {data!r:.40}"
         raise SpecError(f"expected a mapping at the top level (drill:, description:, "
                         f"timeline:, ...), got {got}", source=source)
     return data
+
+
+def _beyond(exc: RecursionError | ValueError) -> str:
+    """What a parse that hit a Python limit was given, in words."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"a number too large ({str(exc).split(':')[0]})"
 
 
 def apply_overrides(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -174,6 +184,9 @@ def apply_overrides(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise SpecError(f"cannot parse the value {text!r} as YAML: {exc}", source=_SET,
                             field=key) from exc
+        except (RecursionError, ValueError) as exc:
+            raise SpecError(f"cannot parse the value {show_value(text)} as YAML: "
+                            f"{_beyond(exc)}", source=_SET, field=key) from None
         _assign(out, parts, value, key)
     return out
 

@@ -81,29 +81,40 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
+    """Revert what a run left in force, and stop its stack if the harness that ran it is dead
+    (and did not keep it on purpose): whether a fault was in force or not, nothing is left."""
     from drills.faults import rollback
     from drills.ledger import Ledger
-    from drills.stack.open import attach
+    from drills.stack.open import attach, owner_alive
 
     ledger = Ledger(args.run_dir)
-    if not ledger.path.exists():
-        raise SpecError("no ledger.jsonl here: not a run directory", source=str(args.run_dir))
-    pending = ledger.pending()
-    if not pending:
-        console.print(f"nothing to roll back in {args.run_dir}", markup=False)
+    stack_dir = args.run_dir / "stack"
+    if not ledger.path.exists() and not (stack_dir / "stack.json").exists():
+        raise SpecError("no ledger.jsonl and no stack/stack.json here: not a run directory",
+                        source=str(args.run_dir))
+    if owner_alive(stack_dir):
+        console.print(f"the harness that runs {args.run_dir} is still alive: it reverts its own "
+                      "faults (Ctrl-C it, or wait)", highlight=False, markup=False)
         return EXIT_OK
-    stack = attach(args.run_dir / "stack")
-    done, failures = rollback(stack, ledger)
+    stack = attach(stack_dir)
+    done, failures = rollback(stack, ledger) if ledger.path.exists() else ([], [])
     for fid in done:
-        console.print(f"reverted {fid}", markup=False)
+        console.print(f"reverted {fid}")
     for f in failures:
         print_labelled(console, "could not revert", "red",
                        f"{f.id} ({f.kind} {f.target}): {f.reason}")
-    if not failures:
+    if failures:
+        return EXIT_REVERT
+    if stack.keep:
         stack.wait_healthy(timeout=30.0)
-        console.print("every node is back; the stack is still up "
-                      f"(drill stack down --dir {args.run_dir / 'stack'})", markup=False)
-    return EXIT_REVERT if failures else EXIT_OK
+        console.print("every node is back; the stack was kept on purpose and is still up "
+                      f"(drill stack down --dir {stack_dir})", highlight=False, markup=False)
+    else:
+        stack.down()
+        console.print(("nothing was in force; " if not done else "") + "stopped the stack "
+                      f"its dead harness left running ({stack_dir})", highlight=False,
+                      markup=False)
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from drills import readback
 from drills.errors import (
@@ -87,6 +89,44 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[list[int]]:
+    """Within the block, Ctrl-C and SIGTERM are noted (in the yielded list) instead of raised:
+    teardown - reverting faults, stopping the stack - is never cut short by a second interrupt
+    (main thread only; elsewhere nothing is installed)."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, _frame: got.append(signum))
+    try:
+        yield got
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Teardown(contextlib.AbstractContextManager[Any]):
+    """Wraps a resource so that its exit (teardown) runs to the end whatever interrupts come;
+    an interrupt that came meanwhile is raised afterwards, unless an error already is."""
+
+    def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Any:
+        return self.cm.__enter__()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
+        with deferred_interrupts() as got:
+            handled = self.cm.__exit__(t, e, tb)
+        if got and t is None:
+            raise KeyboardInterrupt
+        return handled
+
+
 class Run:
     """One drill run: holds the records as they are made and the journal being written."""
 
@@ -134,11 +174,11 @@ class Run:
             self.obs.message(line)
         validate_targets(spec, topology_for(spec, self.provider))
         with ExitStack() as lifecycle:
-            stack = lifecycle.enter_context(
+            stack = lifecycle.enter_context(Teardown(
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
                            keep=self.options.keep)
-            )
-            injector = lifecycle.enter_context(Injector(stack, Ledger(self.run_dir)))
+            ))
+            injector = lifecycle.enter_context(Teardown(Injector(stack, Ledger(self.run_dir))))
             self.injector = injector
             before = readback.final_read(stack.store_urls).authoritative
             preexisting = before.videos if before else frozenset()

@@ -81,9 +81,10 @@ class RevertError(FaultError):
 
 def show_value(value: object) -> str:
     """A value as an error message quotes it: strings quoted, containers named, others as is
-    (``expected a duration, got 'soon'``; ``got a mapping``; ``got nothing (null)``)."""
+    (``expected a duration, got 'soon'``; ``got a mapping``; ``got nothing (null)``). A long
+    string is cut: an error message quotes, it does not echo 4,000 characters back."""
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if len(value) <= 60 else f"{value[:40]!r}... ({len(value)} characters)"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list | tuple):

@@ -10,6 +10,7 @@ down`` can act on it after the harness process is gone (`LocalStack.attach`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,11 +25,13 @@ from drills.errors import StackError
 from drills.stack import clipstream
 from drills.stack.base import NodeState, Topology
 from drills.stack.process import (
+    LABEL_ENV,
     ProcessSpec,
     proc_state,
     signal_group,
     spawn,
     stop_group,
+    sweep,
     tail,
     wait_dead,
     wait_http,
@@ -79,6 +82,7 @@ class LocalStack:
         self._links: dict[str, Link] = {}
         self._proxy_error: str | None = None
         self._owner = os.getpid()
+        self._external = False  # links live on a Toxiproxy we did not start
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -110,7 +114,7 @@ class LocalStack:
                 self._links[name] = link
                 via[name] = link.listen
         wiring = clipstream.Wiring(direct=self._direct, via=via)
-        env = clipstream.knob_env(self.config)
+        env = {**clipstream.knob_env(self.config), LABEL_ENV: str(self.work_dir)}
         for node in self.topology.nodes:
             data = self.work_dir / "data" / node
             data.mkdir(parents=True, exist_ok=True)
@@ -122,23 +126,35 @@ class LocalStack:
                 log=str(self.work_dir / "logs" / f"{node}.log"),
                 health_url=f"http://{self._direct[node]}/healthz",
             )
+        self._save()  # every spec on disk before any node starts
         for node in self.topology.nodes:
             self._pids[node] = spawn(self._specs[node]).pid
-        self._save()
+            self._save()
         self.wait_healthy(timeout)
 
     def down(self) -> None:
-        """Stop every node (SIGTERM, then SIGKILL) and the proxy server if we started it."""
+        """Stop every node (SIGTERM, then SIGKILL) and the proxy server if we started it; on
+        an external Toxiproxy (``TOXIPROXY_URL``) delete the links this stack created. Then
+        sweep: any process still labelled with this stack (one whose pid was never saved) is
+        killed. Only this stack's own processes and links are touched."""
         for name, pid in list(self._pids.items()):
             stop_group(pid)
             del self._pids[name]
         if self._tp is not None:
+            if self._external:
+                for link in self._links.values():
+                    with contextlib.suppress(Exception):
+                        link.delete()
             self._tp.close()
             self._tp = None
+        self._links = {}
+        sweep(str(self.work_dir))
         self._save()
 
     def _start_toxiproxy(self) -> None:
         if self._toxiproxy_url:
+            self._external = True
+            self._save()
             self._tp = ToxiproxyClient.connect(self._toxiproxy_url).__enter__()
             return
         port = free_port()
@@ -146,11 +162,13 @@ class LocalStack:
             name=TOXIPROXY,
             argv=(sys.executable, "-m", "drills.toxiproxy",
                   "--host", "127.0.0.1", "--port", str(port)),
-            env={}, log=str(self.work_dir / "logs" / "toxiproxy.log"),
+            env={LABEL_ENV: str(self.work_dir)}, log=str(self.work_dir / "logs" / "toxiproxy.log"),
             health_url=f"http://127.0.0.1:{port}/version",
         )
         self._specs[TOXIPROXY] = spec
+        self._save()  # recorded before it starts: a harness killed now leaves it findable
         self._pids[TOXIPROXY] = spawn(spec).pid
+        self._save()
         self._toxiproxy_url = f"http://127.0.0.1:{port}"
         self._wait_node(TOXIPROXY, timeout=15.0)
         self._tp = ToxiproxyClient.connect(self._toxiproxy_url).__enter__()
@@ -162,11 +180,13 @@ class LocalStack:
             "owner_pid": self._owner,
             "keep": self.keep,
             "toxiproxy_url": self._toxiproxy_url,
+            "external_toxiproxy": self._external,
             "direct": self._direct,
             "pids": self._pids,
             "specs": {n: s.to_dict() for n, s in self._specs.items()},
             "links": {n: link.listen for n, link in self._links.items()},
         }
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.work_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.work_dir / STATE_FILE)
@@ -185,7 +205,10 @@ class LocalStack:
         stack._pids = {n: int(p) for n, p in state["pids"].items()}
         stack._direct = dict(state["direct"])
         stack._owner = int(state.get("owner_pid") or 0)
+        stack._external = bool(state.get("external_toxiproxy"))
         try:
+            if not state.get("toxiproxy_url"):  # killed before its proxy server was up
+                raise StackError("no Toxiproxy server was recorded")
             stack._tp = ToxiproxyClient.connect(state["toxiproxy_url"]).__enter__()
             stack._links = {n: stack._tp.link(n) for n in state["links"]}
         except Exception as exc:

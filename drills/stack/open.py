@@ -14,6 +14,7 @@ from drills.spec import DrillSpec
 from drills.stack import clipstream
 from drills.stack.base import Stack, Topology
 from drills.stack.local import STATE_FILE, LocalStack
+from drills.stack.process import labelled
 
 PROVIDERS = ("local", "docker")
 
@@ -54,9 +55,10 @@ def attach(work_dir: Path) -> Stack:
     return LocalStack.attach(work_dir)
 
 
-def _owner_alive(work_dir: Path) -> bool:
+def owner_alive(work_dir: Path) -> bool:
+    """True while the harness that started the stack in ``work_dir`` still runs."""
     try:
-        pid = int(json.loads((work_dir / STATE_FILE).read_text()).get("owner_pid") or 0)
+        pid = int(json.loads((Path(work_dir) / STATE_FILE).read_text()).get("owner_pid") or 0)
     except (OSError, ValueError):
         return False
     if pid <= 0:
@@ -70,16 +72,32 @@ def _owner_alive(work_dir: Path) -> bool:
     return True
 
 
+def _left_running(work_dir: Path) -> bool:
+    """A stack that ``stack.json`` says is local and whose labelled processes still run, or
+    one of any provider that the state says is up and was not kept on purpose."""
+    try:
+        state = json.loads((work_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if state.get("keep"):
+        return False
+    if state.get("provider", "local") == "local":
+        return bool(labelled(str(Path(work_dir).resolve())))
+    return bool(state.get("up"))
+
+
 def stale_stacks(runs_root: Path, *, exclude: Path) -> Iterator[tuple[Path, Stack]]:
-    """Run directories under ``runs_root`` whose ledger lists faults still in force and whose
-    harness is gone, each with its stack re-attached (stacks that cannot be found are skipped)."""
+    """Run directories under ``runs_root`` whose harness is gone and that left something
+    behind - faults in force (their ledger) or a stack still running that was not kept on
+    purpose (``--keep``) - each with its stack re-attached (stacks that cannot be found are
+    skipped). Whether a fault was in force or not, a dead harness's stack is swept."""
     if not Path(runs_root).is_dir():
         return
-    for ledger_path in sorted(Path(runs_root).glob("*/ledger.jsonl")):
-        run_dir = ledger_path.parent
-        if run_dir.resolve() == Path(exclude).resolve() or not Ledger(run_dir).pending():
+    for state in sorted(Path(runs_root).glob("*/stack/" + STATE_FILE)):
+        run_dir = state.parent.parent
+        if run_dir.resolve() == Path(exclude).resolve() or owner_alive(run_dir / "stack"):
             continue
-        if _owner_alive(run_dir / "stack"):
+        if not Ledger(run_dir).pending() and not _left_running(run_dir / "stack"):
             continue
         with contextlib.suppress(StackError):
             yield run_dir, attach(run_dir / "stack")

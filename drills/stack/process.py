@@ -4,6 +4,11 @@ tell whether it is running, stopped or paused, and wait for an HTTP health endpo
 Each process gets its own session (``start_new_session``) so that a SIGKILL to its group takes
 every thread and child with it, and so that it survives the harness: a harness killed with SIGKILL
 leaves the stack as it was, and ``drill rollback`` can act on it by pid.
+
+Every process also carries a label in its environment, ``DRILLS_STACK=<stack work dir>``, set
+before it starts (the way testcontainers' Ryuk sweeps by session label): `sweep` finds and kills
+every process of a stack by that label alone, even one whose pid never reached ``stack.json``
+(a harness killed between starting it and writing its pid). Linux only: it reads ``/proc``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,41 @@ class ProcessSpec:
             log=str(d["log"]),
             health_url=d.get("health_url"),  # type: ignore[arg-type]
         )
+
+
+#: The environment variable that labels a process with the stack (work dir) it belongs to.
+LABEL_ENV = "DRILLS_STACK"
+
+
+def labelled(label: str) -> list[int]:
+    """Pids of live processes whose environment has ``DRILLS_STACK=<label>`` (from /proc;
+    processes that vanish or cannot be read are skipped)."""
+    want = f"{LABEL_ENV}={label}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if want in env and proc_state(int(entry.name)) != "stopped":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def sweep(label: str, *, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process labelled ``label`` (with its process group); return their pids."""
+    pids = labelled(label)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGCONT)
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if pids:
+        wait_dead(pids, timeout=timeout)
+    return pids
 
 
 def spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
