@@ -33,6 +33,9 @@ from drills.stack.process import tail
 #: Set to ``1`` by ``drill ... --allow-remote-docker``: the provider may drive a remote engine.
 ALLOW_REMOTE_ENV = "DRILLS_ALLOW_REMOTE_DOCKER"
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+#: The label every container of ours carries (``true`` on targets, ``false`` on the proxy);
+#: only ``true`` opts a container in to faults (`drills.stack.docker_nodes`).
+TARGET_LABEL = "drills.target"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 #: Host-port variables of docker-compose.yml, per service (each published on 127.0.0.1).
@@ -172,17 +175,21 @@ class Compose:
         self.run("up", "-d", "--remove-orphans")
 
     def down(self) -> None:
-        """``down -v``: remove containers, the network and the named volumes of the project."""
-        self.run("down", "-v", "--remove-orphans", "--timeout", "5", timeout=180.0)
+        """``down -v``: remove the containers of the file's services, the network and the named
+        volumes of the project. No ``--remove-orphans``: a container that merely carries the
+        project's label (a lookalike the run did not create) is not ours to delete."""
+        self.run("down", "-v", "--timeout", "5", timeout=180.0)
 
     def log_tail(self, lines: int = 30) -> str:
         return tail(str(self.log), lines) if self.log else ""
 
 
 def sweep_project(client: docker.DockerClient, project: str) -> list[str]:
-    """Remove every container, network and volume labelled with Compose project ``project``
-    (what is left when Compose itself failed or the harness died). Returns what could not be
-    removed ([] when the project is gone)."""
+    """Remove every container of Compose project ``project`` that the harness labelled (it
+    carries ``drills.target``, as every service of ours does), then the project's networks and
+    volumes (what is left when Compose itself failed or the harness died). A container with the
+    project's label but not ours is left alone (and, if it holds the network, reported).
+    Returns what could not be removed ([] when the project is gone)."""
     flt = {"label": f"{PROJECT_LABEL}={project}"}
     left: list[str] = []
     # (kind, the SDK's collection of it, extra arguments to its ``list``)
@@ -196,6 +203,8 @@ def sweep_project(client: docker.DockerClient, project: str) -> list[str]:
             left.append(f"{kind}s: {exc}")
             continue
         for item in found:
+            if kind == "container" and TARGET_LABEL not in (item.labels or {}):
+                continue  # not created by a run: never ours to remove
             try:
                 if kind == "container":
                     item.remove(force=True, v=True)

@@ -29,9 +29,8 @@ from docker.models.containers import Container
 
 from drills.errors import StackError
 from drills.stack.base import NodeState
-from drills.stack.docker_compose import PROJECT_LABEL, SERVICE_LABEL
+from drills.stack.docker_compose import PROJECT_LABEL, SERVICE_LABEL, TARGET_LABEL
 
-TARGET_LABEL = "drills.target"
 ZONE_LABEL = "drills.zone"
 ROLE_LABEL = "drills.role"
 KILL_WAIT_S = 20.0

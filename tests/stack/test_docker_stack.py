@@ -48,6 +48,7 @@ from drills.stack.docker_compose import (
     leftovers,
     project_name,
     remote_problem,
+    sweep_project,
 )
 from drills.stack.docker_nodes import (
     Nodes,
@@ -467,3 +468,22 @@ def test_entering_a_running_stack_reuses_it_as_it_is_and_leaves_it_running(stack
         assert httpx.get(f"{again.api_url}/healthz", timeout=5).status_code == 200
     assert {n: _container(client, stack, n).id for n in TOPOLOGY.nodes} == before
     assert all(stack.status(n) == "running" for n in TOPOLOGY.nodes)
+
+
+@docker_slow
+def test_sweeping_a_project_leaves_a_lookalike_container_alone(client, images) -> None:
+    """A container that carries a run's Compose project label but not ``drills.target`` was not
+    created by the run: sweeping the project (and ``compose down``, which no longer removes
+    orphans) must leave it."""
+    project = f"drills-lookalike-{uuid.uuid4().hex[:8]}"
+    ours = client.containers.create(images.app_image, ["true"], labels={
+        PROJECT_LABEL: project, SERVICE_LABEL: "api", "drills.target": "true"})
+    lookalike = client.containers.create(images.app_image, ["true"], labels={
+        PROJECT_LABEL: project, SERVICE_LABEL: "someone-elses"})
+    try:
+        assert sweep_project(client, project) == []
+        assert leftovers(client, project) == [f"container {lookalike.name}"]
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            ours.remove(force=True)
+        lookalike.remove(force=True)
