@@ -10,7 +10,9 @@ KeyboardInterrupt for the duration of a run so that it takes the same path as Ct
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from drills import readback
+from drills import readback, watchdog
 from drills.errors import (
     DrillsError,
     EnvironmentError_,
@@ -41,6 +43,8 @@ from drills.spec import DrillSpec, validate_targets
 from drills.stack.open import open_stack, stale_stacks, topology_for
 from drills.verdict import baseline_health, fault_plans, judge
 
+#: The watchdog's deadline before the load has started: at most this long to start the load.
+LOAD_START_SLACK_S = 60.0
 #: Below this success rate in the baseline, the system is unhealthy before any fault: abort.
 BASELINE_MIN_SUCCESS = 0.9
 POLL_S = 0.1
@@ -178,6 +182,11 @@ class Run:
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
                            keep=self.options.keep)
             ))
+            # the dead-man switch: outlives a SIGKILLed harness and reverts its faults past
+            # their scheduled end (+ grace); until the load starts, a generous estimate
+            guard = watchdog.start(self.run_dir, owner=os.getpid(), until=time.time()
+                                   + LOAD_START_SLACK_S + spec.timeline.fault_end)
+            lifecycle.callback(_stop_process, guard)
             injector = lifecycle.enter_context(Teardown(Injector(stack, Ledger(self.run_dir))))
             self.injector = injector
             before = readback.final_read(stack.store_urls).authoritative
@@ -217,6 +226,7 @@ class Run:
         actions = plan(fault_plans(spec))
         t0 = load.started_at
         self.journal.load_started_at = t0
+        watchdog.write_deadline(self.run_dir, t0 + end_of_faults(actions))
         self.phase("baseline")
         end = max(spec.timeline.baseline, end_of_faults(actions)) + spec.timeline.settle
         gate_at = spec.timeline.baseline
@@ -266,6 +276,13 @@ class Run:
             self.obs.fault(w.entry.id, what, False, time.time())
             if not injector.active:
                 self.phase("restore")
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the watchdog at the end of a run that reverted its own faults."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        proc.terminate()
+        proc.wait(timeout=5)
 
 
 def reports(run_dir: Path, journal: Journal) -> None:
