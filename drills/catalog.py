@@ -406,6 +406,7 @@ def reference_markdown() -> str:
         ("timeline.nemesis.faults[]", spec.FaultTemplate),
         ("objectives", spec.Objectives), ("objectives.rto", spec.RtoObjectives),
         ("objectives.exposure", spec.ExposureObjective), ("analysis", spec.AnalysisSpec),
+        ("guardrails[]", spec.Guardrail),
     ]
     lines = [
         "Durations: `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds. Fault offsets "

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from drills import __version__
-from drills.errors import DrillsError, RevertError, SpecError
+from drills.errors import Aborted, DrillsError, RevertError, SpecError
 
 EXIT_OK, EXIT_MISSED, EXIT_INPUT, EXIT_ENV, EXIT_REVERT = 0, 1, 2, 3, 4
 DEFAULT_STACK_DIR = Path("runs") / "stack"
@@ -45,6 +45,8 @@ def exit_code(error: BaseException | None, as_expected: bool | None = True) -> i
         return EXIT_REVERT
     if isinstance(error, SpecError):
         return EXIT_INPUT
+    if isinstance(error, Aborted):
+        return EXIT_MISSED
     if error is not None:
         return EXIT_ENV
     return EXIT_OK if as_expected else EXIT_MISSED

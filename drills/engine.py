@@ -24,6 +24,7 @@ from typing import Any
 
 from drills import readback, watchdog
 from drills.errors import (
+    Aborted,
     DrillsError,
     EnvironmentError_,
     HarnessError,
@@ -33,6 +34,7 @@ from drills.errors import (
 )
 from drills.events import Observer, Quiet, Safe, describe
 from drills.faults import Injector, rollback
+from drills.guardrails import Guard
 from drills.journal import Journal, PhaseRecord
 from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
@@ -143,6 +145,7 @@ class Run:
         self.journal = Journal.start(spec, provider=self.provider)
         self.requests: list[Request] = []
         self.injector: Injector | None = None
+        self.guard: Guard | None = None
 
     # -- phases -----------------------------------------------------------------------------
     def phase(self, name: str) -> None:
@@ -232,27 +235,36 @@ class Run:
         gate_at = spec.timeline.baseline
         pending = list(actions)
         gated = False
-        while True:
-            now = time.time() - t0
-            self._pump(load)
-            if not gated and now >= gate_at:
-                gated = True
-                self._gate(t0)
-            while pending and pending[0].at <= now and gated:
-                self._act(pending.pop(0), injector)
-                if not pending:
-                    self.phase("settle")
-            if now >= end and gated and not pending:
-                return t0 + now
-            if not load.alive:
-                raise LoadError("the load generator died: " + load.log_tail())
-            time.sleep(POLL_S)
+        with Guard(spec.guardrails, since=t0 + gate_at) as guard:
+            self.guard = guard
+            while True:
+                now = time.time() - t0
+                self._pump(load)
+                if not gated and now >= gate_at:
+                    gated = True
+                    self._gate(t0)
+                while pending and pending[0].at <= now and gated:
+                    self._act(pending.pop(0), injector)
+                    if not pending:
+                        self.phase("settle")
+                if gated and (reason := guard.check(now=time.time())):
+                    raise Aborted(f"{reason}; every fault was reverted")
+                if now >= end and gated and not pending:
+                    return t0 + now
+                if not load.alive:
+                    raise LoadError("the load generator died: " + load.log_tail())
+                # sleep until the next action (so an injection lands within ~ms of its time),
+                # at most POLL_S (the load's records and the guardrails are read meanwhile)
+                nxt = pending[0].at if pending and gated else gate_at if not gated else end
+                time.sleep(min(POLL_S, max(0.001, nxt - (time.time() - t0))))
 
     def _pump(self, load: LoadRunner) -> None:
         batch = load.poll()
         if batch:
             self.requests.extend(batch)
             self.obs.requests(batch, time.time())
+            if self.guard is not None:
+                self.guard.observe(batch, now=time.time())
 
     def _gate(self, t0: float) -> None:
         """Abort if the system is unhealthy before any fault (baseline phase)."""

@@ -6,6 +6,7 @@ Exit codes are decided by the CLI alone, from the class of the error::
 
     DrillsError
     ├── SpecError           bad input: drill file, --set override, CLI argument      (exit 2)
+    ├── Aborted             a guardrail of the drill tripped (faults reverted)       (exit 1)
     ├── EnvironmentError_   the environment or the harness itself failed             (exit 3)
     │   ├── StackError          a stack would not start, a node would not answer
     │   ├── ProxyError          the Toxiproxy server or a proxy operation failed
@@ -36,6 +37,11 @@ class SpecError(DrillsError):
         self.field = field
         parts = [p for p in (source, field) if p]
         super().__init__(": ".join([*parts, message]))
+
+
+class Aborted(DrillsError):
+    """A guardrail (stop condition) of the drill tripped: the run was stopped and every fault
+    reverted. The drill failed (exit 1): it hurt what it must not."""
 
 
 class EnvironmentError_(DrillsError):

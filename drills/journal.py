@@ -1,7 +1,8 @@
 """The journal: the whole truth of one run, written as ``journal.json``.
 
 Top-level keys: ``drill``, ``description``, ``verdict`` (``pass``/``fail``/``inconclusive``/
-``error``; inconclusive: every objective but ``exposure`` held, too little was at risk),
+``aborted``/``error``; inconclusive: every objective but ``exposure`` held, too little was at
+risk; aborted: a guardrail tripped),
 ``expect``, ``as_expected`` (the verdict is what ``expect`` says: for ``expect: fail`` drills,
 only the objectives named in ``fails_on`` missed), ``started_at``, ``finished_at``,
 ``provider``, ``load_started_at``, ``phases`` (name, started_at, ended_at), ``faults`` (id,
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from drills import __version__
-from drills.errors import DrillsError
+from drills.errors import Aborted, DrillsError
 from drills.model import CheckResult, FaultRecord
 
 JOURNAL_FILE = "journal.json"
@@ -119,7 +120,9 @@ class Journal:
         self.as_expected = judgement.as_expected
 
     def fail(self, error: DrillsError) -> None:
-        self.verdict = "error"
+        """The run ended in ``error``: verdict ``aborted`` for a guardrail that tripped (the
+        drill failed: it hurt what it must not), ``error`` otherwise."""
+        self.verdict = "aborted" if isinstance(error, Aborted) else "error"
         self.error = f"{type(error).__name__}: {error}"
         self.finish()
 

@@ -154,7 +154,7 @@ def test_override_can_replace_a_whole_fault() -> None:
          "(allowed: locustfile, users, rate, timeout, retries, burst, hot)"),
         ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
          "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, "
-         "stack, load, timeline, objectives, analysis)"),
+         "stack, load, timeline, objectives, analysis, guardrails)"),
         ("stack.config.fsyncc=never", "stack.config.fsyncc",
          "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: replication, "
          "fsync, detection, pull_interval, check_interval, check_timeout, write_retry, "

@@ -195,7 +195,7 @@ def test_misspelt_top_level_key_gets_did_you_mean() -> None:
     assert err.field == "objectivs"
     assert err.message.startswith("unknown field 'objectivs'; did you mean 'objectives'?")
     assert "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, " \
-           "stack, load, timeline, objectives, analysis)" in err.message
+           "stack, load, timeline, objectives, analysis, guardrails)" in err.message
     assert str(err).startswith("t.yaml: objectivs: unknown field")
 
 

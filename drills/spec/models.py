@@ -207,6 +207,40 @@ class ExposureObjective(SpecModel):
                                  "inconclusive.")
 
 
+class Guardrail(SpecModel):
+    """A stop condition: the run is aborted (every fault reverted, verdict ``aborted``, exit 1)
+    when it trips - the blast radius of a drill run against something that matters."""
+
+    op: str | None = _f(None, typ="op class", doc="Trip when this class (best: one no fault "
+                        "targets) succeeds less than `below` over the last `for`.")
+    below: float = _f(0.5, typ="0 < float <= 1", strict=False, gt=0, le=1,
+                      doc="op only: the success rate under which it trips.")
+    probe: str | None = _f(None, typ="http(s) URL", doc="Trip when this URL (a health check of "
+                           "something the drill must not break) fails for all of the last "
+                           "`for` (GET, 1 s timeout, polled every second).")
+    for_: PositiveDuration = _f(5.0, typ="duration > 0", alias="for",
+                                doc="How long the condition must hold before it trips.")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Guardrail:
+        if (self.op is None) == (self.probe is None):
+            raise invalid("", "a guardrail needs exactly one of op (a class and its success "
+                              "rate) or probe (a URL)")
+        if self.op is not None and self.op not in OP_CLASSES:
+            raise invalid("op", unknown("class", self.op, list(OP_CLASSES), listing="classes"))
+        if self.probe is not None and not re.match(r"^https?://[^\s/]+", self.probe):
+            raise invalid("probe", f"expected an http:// or https:// URL, got {self.probe!r}")
+        if self.for_ > 3600:
+            raise invalid("for", f"expected at most 1h, got {format_duration(self.for_)}")
+        return self
+
+    def describe(self) -> str:
+        """``search below 50% for 5s`` / ``probe http://.. failing for 5s``."""
+        what = (f"{self.op} below {self.below:.0%}" if self.op is not None
+                else f"probe {self.probe} failing")
+        return f"{what} for {format_duration(self.for_)}"
+
+
 class Objectives(SpecModel):
     """What a passing run shows."""
 
@@ -298,6 +332,8 @@ class DrillSpec(SpecModel):
     timeline: Timeline = _f(typ="mapping", doc="Phases and faults (below).")
     objectives: Objectives = _f(Objectives(), typ="mapping", doc="What must hold (below).")
     analysis: AnalysisSpec = _f(AnalysisSpec(), typ="mapping", doc="Analysis knobs (below).")
+    guardrails: tuple[Guardrail, ...] = _f((), typ="list of guardrails", doc="Stop conditions "
+                                           "(below): any one tripping aborts the run.")
 
     _source: str = PrivateAttr(default="<string>")
     _text: str | None = PrivateAttr(default=None)
