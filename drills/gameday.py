@@ -32,21 +32,23 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-import jinja2
 from rich.console import Console
 from rich.table import Table
 
 from drills.cli import EXIT_ENV, EXIT_OK, EXIT_REVERT, exit_code
-from drills.engine import RunOptions, run_drill
 from drills.errors import DrillsError, Interrupted, SpecError
 from drills.events import Observer, Quiet
-from drills.journal import Journal
-from drills.report.junit import suite
-from drills.spec import DrillSpec
+
+if TYPE_CHECKING:  # the engine, the reports and pydantic load only when a game day runs, so
+    # that `drill gameday --help` answers at once
+    from drills.engine import RunOptions
+    from drills.journal import Journal
+    from drills.spec import DrillSpec
 
 #: Builds the observer that watches one drill (e.g. ``lambda spec: LiveView(spec.drill)``).
-Watch = Callable[[DrillSpec], AbstractContextManager[Observer]]
+Watch = Callable[["DrillSpec"], AbstractContextManager[Observer]]
 #: The files of a run directory the index links to, in this order, when present.
 REPORT_FILES = ("report.html", "report.md", "journal.json", "junit.xml")
 
@@ -144,6 +146,8 @@ def run_one(spec: DrillSpec, options: RunOptions) -> DrillOutcome:
     then); the caller should stop rather than start anything else.
     """
     with watch_interrupts() as seen:
+        from drills.engine import run_drill
+
         result = run_drill(spec, options)
     interrupted = seen.is_set() or _says_interrupted(result.error)
     return DrillOutcome(spec, result.run_dir, result.journal, result.error, interrupted)
@@ -224,6 +228,8 @@ def run_gameday(
                 continue
             log(f"[{i + 1}/{len(runs)}] {run.spec.drill}: running in {run.run_dir}")
             with watch(run.spec) if watch else contextlib.nullcontext(Quiet()) as observer:
+                from drills.engine import RunOptions
+
                 outcome = run_one(run.spec, RunOptions(out=run.run_dir, provider=provider,
                                                        observer=observer, runs_root=out))
             runs[i] = replace(run, outcome=outcome)
@@ -256,6 +262,8 @@ def drill_suite(run: GamedayRun) -> ET.Element:
         ET.SubElement(case, "skipped", message=run.skipped or "not run")
         return el
     journal = run.outcome.journal
+    from drills.report.junit import suite
+
     el = suite(journal)
     if journal.as_expected and journal.expect == "fail":
         excused = expected_misses(run.spec)
@@ -328,7 +336,7 @@ def index_rows(result: GamedayResult) -> list[IndexRow]:
     return rows
 
 
-_HTML = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""\
+_HTML_SOURCE = """\
 <!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Game day — exit {{ code }}</title>
 <style>
@@ -350,12 +358,15 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;t
 <td>{% for name, href in r.links %}<a href="{{ href }}">{{ name }}</a> {% endfor %}</td>
 </tr>{% endfor %}
 </tbody></table></body></html>
-""")
+"""
 
 
 def render_index_html(result: GamedayResult) -> str:
     """``index.html``: the game day's exit code and one row per drill linking its reports."""
-    return _HTML.render(
+    import jinja2
+
+    page = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return page.from_string(_HTML_SOURCE).render(
         code=result.exit_code, rows=index_rows(result), junit=str(result.junit),
         started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.started_at)),
         total=f"{result.finished_at - result.started_at:.0f} s"
