@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from drills.ledger import Ledger
+from drills.stack.process import alive
 
 LOG_FILE = "watchdog.log"
 DEADMAN_FILE = "deadman.json"
@@ -40,21 +41,6 @@ POLL_S = 0.2
 LIFETIME_S = 86_400.0
 #: Seconds past the last scheduled fault end before a dead harness's faults are reverted.
 DEFAULT_GRACE_S = 5.0
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return True
 
 
 def start(run_dir: Path, *, owner: int, until: float, grace: float = DEFAULT_GRACE_S,

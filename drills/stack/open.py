@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from drills.spec import DrillSpec
 from drills.stack import clipstream
 from drills.stack.base import Stack, Topology
 from drills.stack.local import STATE_FILE, LocalStack
-from drills.stack.process import labelled
+from drills.stack.process import alive, labelled
 
 PROVIDERS = ("local", "docker")
 
@@ -61,15 +60,7 @@ def owner_alive(work_dir: Path) -> bool:
         pid = int(json.loads((Path(work_dir) / STATE_FILE).read_text()).get("owner_pid") or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
 
 
 def _left_running(work_dir: Path) -> bool:

@@ -118,6 +118,11 @@ def proc_state(pid: int) -> str:
     return "paused" if state in ("T", "t") else "running"
 
 
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, or a pid <= 0, counts as gone)."""
+    return pid > 0 and proc_state(pid) != "stopped"
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to the process group led by ``pid``; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):
