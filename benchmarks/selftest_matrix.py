@@ -2,6 +2,7 @@
 
     python benchmarks/selftest_matrix.py [--runs N] [--provider local|docker] [--full]
                                          [--out DIR] [--drills A,B] [--bugs A,B]
+    python benchmarks/selftest_matrix.py --from DIR/selftest.json   # summarise a past run
 
 Runs the self-test (the correct ClipStream and every planted bug against the drills that
 declare they catch it, N rounds), then prints, from ``selftest.json``:
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def spread(values: list[float]) -> str:
@@ -42,7 +44,14 @@ def main() -> int:
     p.add_argument("--bugs", default="")
     p.add_argument("--out", type=Path,
                    default=Path("runs") / f"bench-selftest-{time.strftime('%Y%m%d-%H%M%S')}")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="summarise this selftest.json instead of running the self-test")
     a = p.parse_args()
+    if a.source is not None:
+        data = json.loads(a.source.read_text())
+        report(data, wall=(data.get("finished_at") or 0) - data["started_at"],
+               provider=data.get("provider") or "local")
+        return int(data["exit_code"])
     cmd = [sys.executable, "-m", "drills.cli", "selftest", "--runs", str(a.runs),
            "--provider", a.provider, "--out", str(a.out)]
     cmd += ["--full"] if a.full else []
@@ -51,9 +60,15 @@ def main() -> int:
     t = time.perf_counter()
     proc = subprocess.run(cmd, env={**os.environ, "COLUMNS": "200"})
     wall = time.perf_counter() - t
-    data = json.loads((a.out / "selftest.json").read_text())
+    report(json.loads((a.out / "selftest.json").read_text()), wall=wall, provider=a.provider)
+    print(f"exit {proc.returncode}")
+    return proc.returncode
+
+
+def report(data: dict[str, Any], *, wall: float, provider: str) -> None:
+    """Print the matrix, per-drill timing and exposure, and the wall time."""
     cols = ["correct", *data["bugs"]]
-    print(f"\ndetection matrix, {data['runs']} run(s) per cell, provider {a.provider}:")
+    print(f"\ndetection matrix, {data['runs']} run(s) per cell, provider {provider}:")
     print("| drill | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for drill, row in data["matrix"].items():
@@ -64,8 +79,7 @@ def main() -> int:
         secs = [c["seconds"] for c in cells]
         risk = [c["writes_at_risk"] for c in cells if c["writes_at_risk"] is not None]
         print(f"  {drill}: {spread(secs)} s over {len(cells)} runs; at risk {spread(risk)}")
-    print(f"\nwhole self-test: {wall:.0f} s wall, exit {proc.returncode}")
-    return proc.returncode
+    print(f"\nwhole self-test: {wall:.0f} s wall")
 
 
 if __name__ == "__main__":
