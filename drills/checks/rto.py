@@ -50,6 +50,8 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   revert) and lasts longer than 2 x the baseline's longest (and 1 s) is a stall; when the
   buckets saw no outage, or its end minus ``t_f`` exceeds theirs by more than a bucket, it is
   the RTO (see `stall`).
+- **Answers**: a request answered 404 counts as available (the service answered; a video it
+  lost is the lost-writes check's business, not an outage of views, likes and stats).
 - **First error / first success**: start of the first failed request of the class in the span,
   and of the first successful one after it, relative to ``t_f`` (start times, like buckets).
 - **Below**: seconds of below buckets in the span.
@@ -60,7 +62,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from drills.checks.buckets import EDGE_S, complete_buckets, tally
 from drills.checks.findings import bounded
@@ -74,6 +76,13 @@ DEFAULT_PARAMS = AnalysisParams()
 #: revert, is a stall.
 STALL_FACTOR = 2.0
 STALL_MIN_S = 1.0
+
+
+def _availability(r: Request) -> Request:
+    """``r`` as availability sees it: a 404 is an answer - the service is up; the video it
+    lacks is data loss, judged by the lost-writes check (one root cause, one objective: a lost
+    video would otherwise fail the recovery of views, likes and stats forever)."""
+    return r if r.ok or r.status != 404 else replace(r, ok=True)
 
 
 def _ok_gaps(reqs: Sequence[Request]) -> list[tuple[float, float]]:
@@ -252,7 +261,7 @@ def measure_rto(
     span_end = end if span_end is None else min(span_end, end)
     # a request that failed while in flight at the next fault's injection (it started in
     # this span, its error came after) is that fault's victim, not this one's outage
-    reqs = sorted((r for r in requests if r.op == op
+    reqs = sorted((_availability(r) for r in requests if r.op == op
                    and (r.ok or span_end >= end or not r.t < span_end <= r.t + r.duration)),
                   key=lambda r: r.t)
     first_err, first_ok = _first_error_success(reqs, t_f=t_f, span_end=span_end)

@@ -232,6 +232,17 @@ def test_a_write_stall_hidden_by_wide_buckets_still_reads_as_its_length():
     assert (calm.rto_s, calm.stall_s) == (0.0, None)
 
 
+def test_a_lost_video_answering_404_is_data_loss_not_an_outage():
+    """Views fail for 2 s at the fault; from then on a fifth of them target a video the failover
+    lost and are answered 404, quickly: the service is up. The lost-writes check owns that loss;
+    the view class's RTO and recovery must not fail forever because of it."""
+    reqs = [q if q.t < TF + 2 or int(q.t * 10) % 5 else
+            Request(t=q.t, duration=0.01, op="view", ok=False, status=404, error="http 404")
+            for q in traffic("view", T0, END, 80, ok=lambda t: not TF <= t < TF + 2)]
+    r = rto_of(reqs, op="view")
+    assert r.recovered and 2.0 <= r.rto_s <= 2.5
+
+
 def test_threshold_follows_the_objective_and_the_baseline():
     flaky = lambda t: int(t * 80) % 10 != 0  # noqa: E731 - 90% success
     loose = rto_of(traffic("feed", T0, END, 80, ok=flaky))
