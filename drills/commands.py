@@ -64,14 +64,13 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     """Every check `drill run` makes before it starts anything (the file, its fields, its paths,
     and its fault targets against the stack's topology), for each file; exit 2 if one fails."""
-    from drills.spec import validate_targets
-    from drills.stack.open import topology_for
+    from drills.engine import preflight
 
     worst = EXIT_OK
     for f in args.files:
         try:
             spec = load_drill(f)
-            validate_targets(spec, topology_for(spec, args.provider or spec.stack.provider))
+            preflight(spec, args.provider or spec.stack.provider)
         except SpecError as exc:
             print_labelled(console, "invalid", "red", exc)
             worst = EXIT_INPUT

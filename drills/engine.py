@@ -31,6 +31,7 @@ from drills.errors import (
     Interrupted,
     LoadError,
     RevertError,
+    SpecError,
 )
 from drills.events import Observer, Quiet, Safe, describe
 from drills.faults import Injector, rollback
@@ -179,7 +180,7 @@ class Run:
         self.phase("prepare")
         for line in rollback_stale(self.options.runs_root, exclude=self.run_dir):
             self.obs.message(line)
-        validate_targets(spec, topology_for(spec, self.provider))
+        preflight(spec, self.provider)
         with ExitStack() as lifecycle:
             stack = lifecycle.enter_context(Teardown(
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
@@ -309,6 +310,17 @@ def reports(run_dir: Path, journal: Journal) -> None:
             journal.write(run_dir)
         raise HarnessError(f"a report crashed (a bug in drills): {type(exc).__name__}: {exc}; "
                            f"journal.json is written") from exc
+
+
+def preflight(spec: DrillSpec, provider: str) -> None:
+    """Every check `drill run` makes before it starts anything (``drill validate`` and game days
+    make the same): the fault targets against the stack's topology, and the locustfile (a
+    built-in name or an existing ``.py`` file). Raises `SpecError`."""
+    validate_targets(spec, topology_for(spec, provider))
+    try:
+        resolve_locustfile(spec.load.locustfile)
+    except SpecError as exc:
+        raise SpecError(exc.message, source=exc.source or spec.source, field=exc.field) from None
 
 
 def load_config(spec: DrillSpec, *, host: str, record_dir: Path) -> LoadConfig:

@@ -161,13 +161,12 @@ def load_drills(names: Sequence[str], *, provider: str | None,
     for the first bad one (nothing has been started).
     """
     from drills.catalog import builtin_drills, load_drill
-    from drills.spec import validate_targets
-    from drills.stack.open import topology_for
+    from drills.engine import preflight
 
     chosen = list(names) or [b.name for b in builtin_drills()]
     specs = [load_drill(n, sets=sets) for n in chosen]
     for spec in specs:
-        validate_targets(spec, topology_for(spec, provider or spec.stack.provider))
+        preflight(spec, provider or spec.stack.provider)
     return specs
 
 

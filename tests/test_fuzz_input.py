@@ -132,3 +132,14 @@ def test_deep_nesting_and_huge_integers_are_refused_by_validate(tmp_path: Path) 
     assert main(["run", "dc-east-power-loss", "--out", str(out),
                  "--set", "load.users=" + "9" * 4400]) == EXIT_INPUT
     assert not out.exists()
+
+
+def test_a_locustfile_that_is_not_python_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    bad = tmp_path / "pw.yaml"
+    bad.write_text("drill: x\ndescription: y\nload: {locustfile: /etc/passwd}\n"
+                   "timeline: {baseline: 5s}\n")
+    assert main(["validate", str(bad)]) == EXIT_INPUT
+    out = tmp_path / "never"
+    assert main(["run", str(bad), "--out", str(out)]) == EXIT_INPUT
+    assert not (out / "stack").exists()  # refused in prepare, before any process started
