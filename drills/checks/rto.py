@@ -59,7 +59,6 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -67,56 +66,16 @@ from dataclasses import dataclass, replace
 from drills.checks.buckets import EDGE_S, complete_buckets, tally
 from drills.checks.findings import bounded
 from drills.checks.params import AnalysisParams
+from drills.checks.silence import baseline_quiet, silent, stall
 from drills.errors import SpecError
 from drills.model import OP_CLASSES, CheckResult, FaultRecord, Request
 
 DEFAULT_PARAMS = AnalysisParams()
-#: A pause between two successful answers of a class longer than this many times the
-#: baseline's longest pause (and than `STALL_MIN_S`), beginning near the fault's injection or
-#: revert, is a stall.
-STALL_FACTOR = 2.0
-STALL_MIN_S = 1.0
-
-
 def _availability(r: Request) -> Request:
     """``r`` as availability sees it: a 404 is an answer - the service is up; the video it
     lacks is data loss, judged by the lost-writes check (one root cause, one objective: a lost
     video would otherwise fail the recovery of views, likes and stats forever)."""
     return r if r.ok or r.status != 404 else replace(r, ok=True)
-
-
-def _ok_gaps(reqs: Sequence[Request]) -> list[tuple[float, float]]:
-    """(previous, next) completion times of successive successful answers, in time order."""
-    done = sorted(r.t + r.duration for r in reqs if r.ok)
-    return list(itertools.pairwise(done))
-
-
-def stall(reqs: Sequence[Request], *, t_f: float, span_end: float, revert: float | None,
-          baseline: tuple[float, float], near: float, next_fault: bool = False) -> float | None:
-    """The recovery time of the longest stall after the fault, or None.
-
-    Buckets can hide a stall: a class measured on widened buckets, or whose requests wait out a
-    stall and then succeed, shows no bucket below its threshold. So the pauses between
-    successful answers are evidence too: a pause longer than `STALL_FACTOR` x the longest
-    pause of the ``baseline`` window (and `STALL_MIN_S`) that begins within ``near`` seconds
-    of the injection (or, for a failback stall, of the ``revert``) and ends after ``t_f`` is
-    a stall - a pause anywhere else is the load's own noise (a slow class has long pauses by
-    chance). Its recovery time is its end minus ``t_f`` (minus the revert, for a failback
-    stall). The longest wins. With
-    ``next_fault`` (``span_end`` is the next fault's injection) a pause that spans it is the
-    next fault's.
-    """
-    base = [g for g in _ok_gaps(reqs) if baseline[0] <= g[0] and g[1] < baseline[1]]
-    allowed = max(STALL_MIN_S, STALL_FACTOR * max((b - a for a, b in base), default=0.0))
-    worst: float | None = None
-    for a, b in _ok_gaps(reqs):
-        if b - a <= allowed or b <= t_f or a >= span_end or (next_fault and b > span_end):
-            continue
-        for event in (t_f, revert):
-            if event is not None and event - allowed <= a <= event + near:
-                worst = max(worst or 0.0, b - event)
-                break
-    return worst
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,41 +144,6 @@ def _recovery_index(good: Sequence[bool], *, start: int, hold: int,
     return None
 
 
-def _longest_empty_run(counts: Sequence[int]) -> int:
-    """The most consecutive empty buckets in ``counts``."""
-    longest = run = 0
-    for c in counts:
-        run = run + 1 if c == 0 else 0
-        longest = max(longest, run)
-    return longest
-
-
-def _baseline_quiet(reqs: Sequence[Request], *, start: float, end: float, width: float) -> int:
-    """The longest run of empty buckets of ``width`` in the baseline (0: none). Clients in
-    lockstep send in waves, so gaps that long are their rhythm, not an outage."""
-    n = complete_buckets(origin=start, end=end, width=width)
-    counts, _ = tally([r for r in reqs if start - EDGE_S <= r.t < end - EDGE_S],
-                      origin=start, width=width, n=n)
-    return _longest_empty_run(counts)
-
-
-def _silent(counts: Sequence[int], *, allowed: int) -> list[bool]:
-    """Per bucket: empty, in a run of empty buckets longer than ``allowed``."""
-    out = [False] * len(counts)
-    k = 0
-    while k < len(counts):
-        if counts[k]:
-            k += 1
-            continue
-        j = k
-        while j < len(counts) and not counts[j]:
-            j += 1
-        if j - k > allowed:
-            out[k:j] = [True] * (j - k)
-        k = j
-    return out
-
-
 def _baseline(
     reqs: Sequence[Request], *, start: float, end: float, params: AnalysisParams
 ) -> tuple[float, float, float] | None:
@@ -279,14 +203,14 @@ def measure_rto(
     in_span = min(n, max(0, cut((span_end - t_f + (EDGE_S if cut is math.floor else -EDGE_S))
                                 / width)))
     counts, oks = tally(reqs, origin=t_f, width=width, n=n)
-    gaps = _baseline_quiet(reqs, start=baseline_start, end=baseline_end, width=width)
+    gaps = baseline_quiet(reqs, start=baseline_start, end=baseline_end, width=width)
     quiet = gaps > 0
-    silent = _silent(counts, allowed=gaps)
+    hush = silent(counts, allowed=gaps)
     below = [silence or (c > 0 and o / c < theta and (o == 0 or c - o > params.stragglers))
-             for c, o, silence in zip(counts, oks, silent, strict=True)]
+             for c, o, silence in zip(counts, oks, hush, strict=True)]
     if quiet:  # judge throughput over the hold window, not per (possibly empty) bucket
         good = [not silence and (c == 0 or o / c >= theta)
-                for c, o, silence in zip(counts, oks, silent, strict=True)]
+                for c, o, silence in zip(counts, oks, hush, strict=True)]
     else:
         good = [c >= max(1.0, params.rho * per_bucket) and o / c >= theta
                 for c, o in zip(counts, oks, strict=True)]

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from drills.cli import main
@@ -177,3 +178,19 @@ def test_two_interrupts_in_a_row_leave_nothing(tmp_path: Path) -> None:
     finally:
         proc.kill()
         sweep(label)
+
+
+@pytest.mark.slow
+def test_on_an_external_toxiproxy_teardown_deletes_the_links_it_created(tmp_path: Path) -> None:
+    """Against a Toxiproxy the harness did not start (``TOXIPROXY_URL``), a run's links are its
+    own to delete: a second stack on the same server must not fail with 409 "proxy already
+    exists", and the server keeps nothing of the first."""
+    from drills.stack.local import LocalStack
+    from drills.toxiproxy.embedded import EmbeddedServer
+
+    with EmbeddedServer() as server:
+        for attempt in ("first", "second"):
+            with LocalStack(work_dir=tmp_path / attempt, toxiproxy_url=server.url) as stack:
+                assert stack.link("api->store-east").listen
+            left = httpx.get(f"{server.url}/proxies", timeout=5).json()
+            assert left == {}, f"{attempt} stack left {sorted(left)}"
