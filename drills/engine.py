@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from drills import readback, watchdog
 from drills.errors import (
@@ -36,6 +31,7 @@ from drills.errors import (
 from drills.events import Observer, Quiet, Safe, describe
 from drills.faults import Injector, rollback
 from drills.guardrails import Guard
+from drills.interrupts import Teardown, sigterm_as_interrupt
 from drills.journal import Journal, PhaseRecord
 from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
@@ -81,57 +77,6 @@ def run_dir_for(spec: DrillSpec, options: RunOptions) -> Path:
         return Path(options.out)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return options.runs_root / f"{spec.drill}-{stamp}"
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[list[int]]:
-    """Within the block, Ctrl-C and SIGTERM are noted (in the yielded list) instead of raised:
-    teardown - reverting faults, stopping the stack - is never cut short by a second interrupt
-    (main thread only; elsewhere nothing is installed)."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda signum, _frame: got.append(signum))
-    try:
-        yield got
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-class Teardown(contextlib.AbstractContextManager[Any]):
-    """Wraps a resource so that its exit (teardown) runs to the end whatever interrupts come;
-    an interrupt that came meanwhile is raised afterwards, unless an error already is."""
-
-    def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
-        self.cm = cm
-
-    def __enter__(self) -> Any:
-        return self.cm.__enter__()
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> bool | None:
-        with deferred_interrupts() as got:
-            handled = self.cm.__exit__(t, e, tb)
-        if got and t is None:
-            raise KeyboardInterrupt
-        return handled
 
 
 class Run:

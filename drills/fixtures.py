@@ -121,7 +121,8 @@ def open_session(options: StackOptions, *, root: Path, keep: bool = False
     SIGTERM is Ctrl-C while it runs, so a cancelled CI job tears the stack down too. Raises
     `SpecError` for bad options, `StackError` if the stack does not start.
     """
-    from drills.engine import rollback_stale, sigterm_as_interrupt
+    from drills.engine import rollback_stale
+    from drills.interrupts import sigterm_as_interrupt
     from drills.stack.open import open_stack
 
     spec = options.as_spec()

@@ -135,7 +135,7 @@ def watch_interrupts() -> Iterator[threading.Event]:
 
 def _says_interrupted(error: DrillsError | None) -> bool:
     # SIGTERM reaches us only as this error: the engine swaps the SIGTERM handler during a run
-    # (see `drills.engine.sigterm_as_interrupt`), so `watch_interrupts` cannot see it.
+    # (see `drills.interrupts.sigterm_as_interrupt`), so `watch_interrupts` cannot see it.
     return isinstance(error, Interrupted)
 
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from drills.cli import main
-from drills.engine import Teardown, deferred_interrupts, rollback_stale
+from drills.engine import rollback_stale
+from drills.interrupts import Teardown, deferred_interrupts
 from drills.stack.process import LABEL_ENV, ProcessSpec, labelled, spawn, sweep
 
 DRILL = [sys.executable, "-m", "drills.cli"]
