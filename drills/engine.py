@@ -141,7 +141,7 @@ class Run:
             before = readback.final_read(stack.store_urls).authoritative
             preexisting = before.videos if before else frozenset()
             load_cfg = load_config(spec, host=stack.api_url, record_dir=self.run_dir / "load")
-            with LoadRunner(load_cfg) as load:
+            with Teardown(LoadRunner(load_cfg)) as load:
                 # the analysis ends when the timeline does, before stopping the load thins it
                 load_end = self._timeline(load, injector)
             load.merge_into(self.run_dir)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ import pytest
 from drills.cli import main
 from drills.engine import rollback_stale
 from drills.interrupts import Teardown, deferred_interrupts
+from drills.ledger import Ledger
 from drills.stack.process import LABEL_ENV, ProcessSpec, labelled, spawn, sweep
 
 DRILL = [sys.executable, "-m", "drills.cli"]
@@ -121,10 +123,10 @@ def test_a_second_interrupt_during_teardown_does_not_cut_it_short() -> None:
     assert got == [signal.SIGTERM]
 
 
-def _wait_for(path: Path, timeout: float = 60.0) -> None:
+def _wait_for(ready: Callable[[], object], what: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} never happened"
         time.sleep(0.05)
 
 
@@ -140,13 +142,13 @@ def test_a_harness_killed_at_any_moment_leaves_nothing_after_rollback(
     proc = subprocess.Popen([*DRILL, "run", "dc-east-power-loss", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if moment == "starting":
-            _wait_for(out / "stack" / "logs" / "toxiproxy.log")
+        if moment == "starting":  # the proxy server is up, the nodes not yet all started
+            _wait_for(lambda: labelled(label), "the first process")
         elif moment == "baseline":
-            _wait_for(out / "load")
+            _wait_for(lambda: (out / "load").exists(), "the load")
             time.sleep(2)
         else:
-            _wait_for(out / "ledger.jsonl")
+            _wait_for(lambda: Ledger(out).pending(), "the power-down")
             time.sleep(1)
         assert labelled(label), "the run had started processes"
     finally:
@@ -169,7 +171,7 @@ def test_two_interrupts_in_a_row_leave_nothing(tmp_path: Path) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        _wait_for(out / "ledger.jsonl")
+        _wait_for(lambda: Ledger(out).pending(), "the power-down")
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
