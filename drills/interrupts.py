@@ -14,7 +14,9 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -49,14 +51,14 @@ def deferred_interrupts() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-class Teardown(contextlib.AbstractContextManager[Any]):
+class Teardown(contextlib.AbstractContextManager[T]):
     """Wraps a resource so that its exit (teardown) runs to the end whatever interrupts come;
     an interrupt that came meanwhile is raised afterwards, unless an error already is."""
 
-    def __init__(self, cm: contextlib.AbstractContextManager[Any]) -> None:
+    def __init__(self, cm: contextlib.AbstractContextManager[T]) -> None:
         self.cm = cm
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> T:
         return self.cm.__enter__()
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
