@@ -7,6 +7,9 @@ invalid file is logged and skipped, as in Go), ``--seed`` (seed of the toxicity 
 Logs one line per proxy or toxic change to stderr. SIGTERM or SIGINT stops it cleanly: the API
 stops listening, every proxy is stopped, exit status 0.
 
+One extension: leases (`drills.toxiproxy.lease`, under ``/drills/``): proxies whose lease
+holder stops renewing are healed when it lapses - the dead-man switch of a harness.
+
 Unlike the Go server, which keeps running without its API when the API port is taken, this one
 exits with status 1: a harness waiting for it learns at once. If the environment names a parent
 process (``DRILLS_TOXIPROXY_PARENT_PID``, set by the harness that starts it), the server also
@@ -34,6 +37,7 @@ from drills.toxiproxy.proxy import ProxyCollection, bind, format_addr
 
 PARENT_ENV = "DRILLS_TOXIPROXY_PARENT_PID"
 PARENT_POLL = 1.0
+LEASE_POLL = 0.1
 
 log = logging.getLogger("drills.toxiproxy")
 
@@ -100,6 +104,13 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_POLL)
 
 
+async def _heal_lapsed_leases(api: Api, stop: asyncio.Event) -> None:
+    """Heal the proxies of lapsed leases (`drills.toxiproxy.lease`), every `LEASE_POLL` s."""
+    while not stop.is_set():
+        await asyncio.sleep(LEASE_POLL)
+        await api.heal_lapsed()
+
+
 async def serve(opts: Options) -> int:
     """Run the server until SIGTERM/SIGINT (or the parent goes); 0 on a clean stop, 1 if the
     API address cannot be bound."""
@@ -123,11 +134,13 @@ async def serve(opts: Options) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watcher = loop.create_task(_watch_parent(opts.parent_pid, stop)) if opts.parent_pid else None
+    leases = loop.create_task(_heal_lapsed_leases(api, stop))
     try:
         await stop.wait()
     finally:
         log.info("shutdown started")
         server.close()
+        leases.cancel()
         collection.clear()
         if watcher is not None:
             watcher.cancel()
