@@ -36,6 +36,7 @@ from drills.toxiproxy.decode import (
     type_error,
 )
 from drills.toxiproxy.lease import Leases
+from drills.toxiproxy.metrics import render
 from drills.toxiproxy.proxy import Proxy, ProxyCollection
 
 log = logging.getLogger("drills.toxiproxy")
@@ -95,8 +96,10 @@ class Api:
     """The API over one ProxyCollection. ``handle`` turns any request into a response."""
 
     def __init__(self, collection: ProxyCollection, rng: random.Random,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, *, proxy_metrics: bool = False,
+                 runtime_metrics: bool = False):
         self.collection = collection
+        self.proxy_metrics, self.runtime_metrics = proxy_metrics, runtime_metrics
         self._rng = rng
         self._lock = asyncio.Lock()
         self.leases = Leases()
@@ -125,6 +128,7 @@ class Api:
                 },
             ),
             (("version",), {"GET": self.version}),
+            (("metrics",), {"GET": self.metrics}),
             # extensions (not in Toxiproxy: a real server answers 404), see drills.toxiproxy.lease
             (("drills", "lease"), {"GET": self.lease_index, "POST": self.lease_grant}),
             (("drills", "lease", "*"), {"DELETE": self.lease_release}),
@@ -304,6 +308,15 @@ class Api:
                     proxy.reset_toxics()
                     healed.append(name)
         return healed
+
+    async def metrics(self, request: Request, names: dict[str, str]) -> Response:
+        """Prometheus metrics (`drills.toxiproxy.metrics`); 404 when neither flag enabled them."""
+        if not (self.proxy_metrics or self.runtime_metrics):
+            return _plain(404, "404 page not found")
+        text = render(self.collection.traffic(), proxy=self.proxy_metrics,
+                      runtime=self.runtime_metrics)
+        return Response(200, text.encode(),
+                        (("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),))
 
     async def version(self, request: Request, names: dict[str, str]) -> Response:
         body = f'{{"version": "{VERSION}"}}\n'.encode()

@@ -3,7 +3,8 @@
 Flags as Toxiproxy's server (Go's single-dash spellings, ``-host``, ``-port=8474``, work too):
 ``--host`` (default ``localhost``), ``--port`` (8474), ``--config``
 (a JSON array of proxies, as ``/populate``, loaded before the API listens; an unreadable or
-invalid file is logged and skipped, as in Go), ``--seed`` (seed of the toxicity and jitter draws).
+invalid file is logged and skipped, as in Go), ``--seed`` (seed of the toxicity and jitter draws),
+``--proxy-metrics`` / ``--runtime-metrics`` (``/metrics``, see `drills.toxiproxy.metrics`).
 Logs one line per proxy or toxic change to stderr. SIGTERM or SIGINT stops it cleanly: the API
 stops listening, every proxy is stopped, exit status 0.
 
@@ -51,6 +52,8 @@ class Options:
     config: Path | None = None
     seed: int | None = None
     parent_pid: int | None = None
+    proxy_metrics: bool = False
+    runtime_metrics: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -64,6 +67,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--config", "-config", type=Path, help="JSON file of proxies to create on startup"
     )
     p.add_argument("--seed", "-seed", type=int, help="seed for toxicity and jitter (default: time)")
+    p.add_argument("--proxy-metrics", "-proxy-metrics", action="store_true",
+                   help="serve the proxies' byte counters on /metrics")
+    p.add_argument("--runtime-metrics", "-runtime-metrics", action="store_true",
+                   help="serve the process's own metrics on /metrics")
     p.add_argument(
         "--version", "-version", action="version", version=f"toxiproxy-server version {VERSION}"
     )
@@ -75,6 +82,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         config=args.config,
         seed=args.seed,
         parent_pid=int(parent) if parent.isdigit() else None,
+        proxy_metrics=args.proxy_metrics,
+        runtime_metrics=args.runtime_metrics,
     )
 
 
@@ -117,7 +126,8 @@ async def serve(opts: Options) -> int:
     seed = opts.seed if opts.seed is not None else time.time_ns()
     rng = random.Random(seed)
     collection = ProxyCollection()
-    api = Api(collection, rng)
+    api = Api(collection, rng, proxy_metrics=opts.proxy_metrics,
+              runtime_metrics=opts.runtime_metrics)
     log.info("starting Toxiproxy-compatible server version=%s seed=%d", VERSION, seed)
     if opts.config is not None:
         await _load_config(api, opts.config)
