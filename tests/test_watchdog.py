@@ -108,3 +108,35 @@ def test_a_harness_killed_mid_fault_gets_its_zone_back_with_no_command(tmp_path:
     finally:
         subprocess.run([*DRILL, "rollback", str(out)], capture_output=True, timeout=120)
         sweep(str((out / "stack").resolve()))
+
+
+@pytest.mark.slow
+def test_a_harness_killed_mid_partition_has_its_links_healed_by_the_lease(tmp_path: Path) -> None:
+    """storage-partition blackholes api->store-east from +10 s to +25 s; the harness is
+    SIGKILLed at ~+11 s. Our Toxiproxy heals the link when the harness's lease lapses (5 s),
+    long before the fault was to end and the watchdog would step in."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*DRILL, "run", "storage-partition", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not Ledger(out).pending():
+            assert time.monotonic() < deadline, "the partition never started"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed_at = time.monotonic()
+    state = json.loads((out / "stack" / "stack.json").read_text())
+    toxics_url = f"{state['toxiproxy_url']}/proxies/api_to_store-east/toxics"
+    until = json.loads((out / "deadman.json").read_text())["until"]
+    try:
+        assert httpx.get(toxics_url, timeout=2).json() != []  # the blackhole is in force
+        while httpx.get(toxics_url, timeout=2).json() != []:
+            assert time.monotonic() - killed_at < 5.0 + 5.0, "the lease never lapsed"
+            time.sleep(0.2)
+        assert time.time() < until  # healed before the fault's scheduled end
+    finally:
+        subprocess.run([*DRILL, "rollback", str(out)], capture_output=True, timeout=120)
+        sweep(str((out / "stack").resolve()))

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from drills.errors import StackError
+from drills.errors import ProxyError, StackError
 from drills.stack import clipstream
 from drills.stack.base import NodeState, Topology
 from drills.stack.process import (
@@ -38,8 +38,11 @@ from drills.stack.process import (
 )
 from drills.toxiproxy.client import Link, ToxiproxyClient, free_port
 from drills.toxiproxy.embedded import reserved_ports
+from drills.toxiproxy.lease import LeaseKeeper
 
 STATE_FILE = "stack.json"
+#: Links are healed by our Toxiproxy this long after the harness stops renewing its lease.
+LEASE_TTL_S = 5.0
 TOXIPROXY = "toxiproxy"
 
 
@@ -83,6 +86,7 @@ class LocalStack:
         self._proxy_error: str | None = None
         self._owner = os.getpid()
         self._external = False  # links live on a Toxiproxy we did not start
+        self._lease: LeaseKeeper | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -113,6 +117,7 @@ class LocalStack:
                 link = self._tp.create_link(name, upstream=upstream, listen="127.0.0.1:0")
                 self._links[name] = link
                 via[name] = link.listen
+        self._lease = self._hold_lease()
         wiring = clipstream.Wiring(direct=self._direct, via=via)
         env = {**clipstream.knob_env(self.config), LABEL_ENV: str(self.work_dir)}
         for node in self.topology.nodes:
@@ -137,6 +142,10 @@ class LocalStack:
         an external Toxiproxy (``TOXIPROXY_URL``) delete the links this stack created. Then
         sweep: any process still labelled with this stack (one whose pid was never saved) is
         killed. Only this stack's own processes and links are touched."""
+        if self._lease is not None:
+            with contextlib.suppress(Exception):
+                self._lease.stop()
+            self._lease = None
         for name, pid in list(self._pids.items()):
             stop_group(pid)
             del self._pids[name]
@@ -150,6 +159,25 @@ class LocalStack:
         self._links = {}
         sweep(str(self.work_dir))
         self._save()
+
+    def _hold_lease(self) -> LeaseKeeper | None:
+        """Hold a lease on every link (our Toxiproxy's dead-man switch, `drills.toxiproxy.lease`):
+        if this harness dies, the server heals them within `LEASE_TTL_S`. None on a server
+        without leases (a real Toxiproxy: the watchdog still reverts the faults)."""
+        tp, holder, names = self._tp, f"drills-{os.getpid()}-{self.work_dir.name}", list(
+            self._links)
+        if tp is None:
+            return None
+
+        def renew() -> bool:
+            try:
+                tp.lease(holder, ttl_ms=round(LEASE_TTL_S * 1000), links=names)
+            except ProxyError:
+                return False
+            return True
+
+        keeper = LeaseKeeper(renew, lambda: tp.release_lease(holder), ttl_s=LEASE_TTL_S)
+        return keeper if keeper.supported else None
 
     def _start_toxiproxy(self) -> None:
         if self._toxiproxy_url:

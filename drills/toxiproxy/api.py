@@ -18,6 +18,7 @@ import os
 import posixpath
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -34,6 +35,8 @@ from drills.toxiproxy.decode import (
     read_json,
     type_error,
 )
+from drills.toxiproxy.lease import Leases
+from drills.toxiproxy.metrics import render
 from drills.toxiproxy.proxy import Proxy, ProxyCollection
 
 log = logging.getLogger("drills.toxiproxy")
@@ -92,10 +95,15 @@ Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 class Api:
     """The API over one ProxyCollection. ``handle`` turns any request into a response."""
 
-    def __init__(self, collection: ProxyCollection, rng: random.Random):
+    def __init__(self, collection: ProxyCollection, rng: random.Random,
+                 clock: Callable[[], float] = time.monotonic, *, proxy_metrics: bool = False,
+                 runtime_metrics: bool = False):
         self.collection = collection
+        self.proxy_metrics, self.runtime_metrics = proxy_metrics, runtime_metrics
         self._rng = rng
         self._lock = asyncio.Lock()
+        self.leases = Leases()
+        self._clock = clock
         self._routes: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
             (("reset",), {"POST": self.reset}),
             (("proxies",), {"GET": self.proxy_index, "POST": self.proxy_create}),
@@ -120,6 +128,10 @@ class Api:
                 },
             ),
             (("version",), {"GET": self.version}),
+            (("metrics",), {"GET": self.metrics}),
+            # extensions (not in Toxiproxy: a real server answers 404), see drills.toxiproxy.lease
+            (("drills", "lease"), {"GET": self.lease_index, "POST": self.lease_grant}),
+            (("drills", "lease", "*"), {"DELETE": self.lease_release}),
         ]
 
     # -- routing -------------------------------------------------------------------------------
@@ -248,6 +260,63 @@ class Api:
     async def toxic_delete(self, request: Request, names: dict[str, str]) -> Response:
         self.collection.get(names["proxy"]).remove_toxic(names["toxic"])
         return Response(204)
+
+    # -- leases (an extension: drills.toxiproxy.lease) ------------------------------------------
+    async def lease_index(self, request: Request, names: dict[str, str]) -> Response:
+        now = self._clock()
+        return json_response([{"holder": lease.holder, "proxies": list(lease.proxies),
+                               "expires_in_ms": max(0, round((lease.expires_at - now) * 1000))}
+                              for lease in self.leases.all()])
+
+    async def lease_grant(self, request: Request, names: dict[str, str]) -> Response:
+        body = read_json(request.body)
+        if not isinstance(body, dict):
+            raise ApiError("lease: expected a JSON object {holder, ttl_ms, proxies}", 400)
+        proxies = body.get("proxies") or []
+        ttl = body.get("ttl_ms")
+        if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies) \
+                or not isinstance(ttl, int) or isinstance(ttl, bool):
+            raise ApiError("lease: expected holder (text), ttl_ms (int), proxies (list of "
+                           "names)", 400)
+        try:
+            lease = self.leases.grant(str(body.get("holder") or ""), ttl_ms=ttl,
+                                      proxies=proxies, now=self._clock())
+        except ValueError as exc:
+            raise ApiError(f"lease: {exc}", 400) from None
+        return json_response({"holder": lease.holder, "proxies": list(lease.proxies),
+                              "expires_in_ms": ttl})
+
+    async def lease_release(self, request: Request, names: dict[str, str]) -> Response:
+        if not self.leases.release(names["proxy"]):  # the route's one variable: the holder
+            raise ApiError("lease not found", 404)
+        return Response(204)
+
+    async def heal_lapsed(self) -> list[str]:
+        """Heal every proxy of every lease that lapsed (toxics removed, enabled); the names."""
+        healed: list[str] = []
+        async with self._lock:
+            for lease in self.leases.expired(self._clock()):
+                log.warning("lease of %s lapsed: healing %s", lease.holder,
+                            ", ".join(lease.proxies) or "nothing")
+                for name in lease.proxies:
+                    try:
+                        proxy = self.collection.get(name)
+                    except ApiError:
+                        continue
+                    if not proxy.enabled:
+                        await proxy.start()
+                    proxy.reset_toxics()
+                    healed.append(name)
+        return healed
+
+    async def metrics(self, request: Request, names: dict[str, str]) -> Response:
+        """Prometheus metrics (`drills.toxiproxy.metrics`); 404 when neither flag enabled them."""
+        if not (self.proxy_metrics or self.runtime_metrics):
+            return _plain(404, "404 page not found")
+        text = render(self.collection.traffic(), proxy=self.proxy_metrics,
+                      runtime=self.runtime_metrics)
+        return Response(200, text.encode(),
+                        (("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),))
 
     async def version(self, request: Request, names: dict[str, str]) -> Response:
         body = f'{{"version": "{VERSION}"}}\n'.encode()

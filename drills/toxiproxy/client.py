@@ -433,3 +433,18 @@ class ToxiproxyClient:
     def reset(self) -> None:
         """Enable every proxy and remove every toxic (``POST /reset``)."""
         self._api.call("post", "/reset")
+
+    def lease(self, holder: str, *, ttl_ms: int, links: Iterable[str]) -> None:
+        """Take or renew a lease on ``links`` (our server's extension, `drills.toxiproxy.lease`):
+        if it is not renewed within ``ttl_ms`` the server heals them. ProxyError (status 404
+        on a real Toxiproxy) when the server cannot."""
+        self._api.call("post", "/drills/lease", {"holder": holder, "ttl_ms": int(ttl_ms),
+                                                 "proxies": [proxy_name(n) for n in links]})
+
+    def release_lease(self, holder: str) -> None:
+        """Give a lease back without healing (the faults were reverted); a missing one is fine."""
+        try:
+            self._api.call("delete", f"/drills/lease/{holder}")
+        except ProxyError as exc:
+            if exc.status != 404:
+                raise

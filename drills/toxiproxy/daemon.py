@@ -3,9 +3,13 @@
 Flags as Toxiproxy's server (Go's single-dash spellings, ``-host``, ``-port=8474``, work too):
 ``--host`` (default ``localhost``), ``--port`` (8474), ``--config``
 (a JSON array of proxies, as ``/populate``, loaded before the API listens; an unreadable or
-invalid file is logged and skipped, as in Go), ``--seed`` (seed of the toxicity and jitter draws).
+invalid file is logged and skipped, as in Go), ``--seed`` (seed of the toxicity and jitter draws),
+``--proxy-metrics`` / ``--runtime-metrics`` (``/metrics``, see `drills.toxiproxy.metrics`).
 Logs one line per proxy or toxic change to stderr. SIGTERM or SIGINT stops it cleanly: the API
 stops listening, every proxy is stopped, exit status 0.
+
+One extension: leases (`drills.toxiproxy.lease`, under ``/drills/``): proxies whose lease
+holder stops renewing are healed when it lapses - the dead-man switch of a harness.
 
 Unlike the Go server, which keeps running without its API when the API port is taken, this one
 exits with status 1: a harness waiting for it learns at once. If the environment names a parent
@@ -34,6 +38,7 @@ from drills.toxiproxy.proxy import ProxyCollection, bind, format_addr
 
 PARENT_ENV = "DRILLS_TOXIPROXY_PARENT_PID"
 PARENT_POLL = 1.0
+LEASE_POLL = 0.1
 
 log = logging.getLogger("drills.toxiproxy")
 
@@ -47,6 +52,8 @@ class Options:
     config: Path | None = None
     seed: int | None = None
     parent_pid: int | None = None
+    proxy_metrics: bool = False
+    runtime_metrics: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -60,6 +67,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--config", "-config", type=Path, help="JSON file of proxies to create on startup"
     )
     p.add_argument("--seed", "-seed", type=int, help="seed for toxicity and jitter (default: time)")
+    p.add_argument("--proxy-metrics", "-proxy-metrics", action="store_true",
+                   help="serve the proxies' byte counters on /metrics")
+    p.add_argument("--runtime-metrics", "-runtime-metrics", action="store_true",
+                   help="serve the process's own metrics on /metrics")
     p.add_argument(
         "--version", "-version", action="version", version=f"toxiproxy-server version {VERSION}"
     )
@@ -71,6 +82,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         config=args.config,
         seed=args.seed,
         parent_pid=int(parent) if parent.isdigit() else None,
+        proxy_metrics=args.proxy_metrics,
+        runtime_metrics=args.runtime_metrics,
     )
 
 
@@ -100,13 +113,21 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_POLL)
 
 
+async def _heal_lapsed_leases(api: Api, stop: asyncio.Event) -> None:
+    """Heal the proxies of lapsed leases (`drills.toxiproxy.lease`), every `LEASE_POLL` s."""
+    while not stop.is_set():
+        await asyncio.sleep(LEASE_POLL)
+        await api.heal_lapsed()
+
+
 async def serve(opts: Options) -> int:
     """Run the server until SIGTERM/SIGINT (or the parent goes); 0 on a clean stop, 1 if the
     API address cannot be bound."""
     seed = opts.seed if opts.seed is not None else time.time_ns()
     rng = random.Random(seed)
     collection = ProxyCollection()
-    api = Api(collection, rng)
+    api = Api(collection, rng, proxy_metrics=opts.proxy_metrics,
+              runtime_metrics=opts.runtime_metrics)
     log.info("starting Toxiproxy-compatible server version=%s seed=%d", VERSION, seed)
     if opts.config is not None:
         await _load_config(api, opts.config)
@@ -123,11 +144,13 @@ async def serve(opts: Options) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     watcher = loop.create_task(_watch_parent(opts.parent_pid, stop)) if opts.parent_pid else None
+    leases = loop.create_task(_heal_lapsed_leases(api, stop))
     try:
         await stop.wait()
     finally:
         log.info("shutdown started")
         server.close()
+        leases.cancel()
         collection.clear()
         if watcher is not None:
             watcher.cancel()

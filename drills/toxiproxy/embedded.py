@@ -115,7 +115,9 @@ class EmbeddedServer:
         start_timeout: float = 15.0,
         poll_interval: float = 0.05,
         python: str = sys.executable,
+        flags: tuple[str, ...] = (),
     ):
+        self.flags = flags  # extra server flags, e.g. ("-proxy-metrics",)
         self.start_timeout = start_timeout
         self.poll_interval = poll_interval
         self.python = python
@@ -152,6 +154,7 @@ class EmbeddedServer:
             "127.0.0.1",
             "--port",
             str(self.port),
+            *self.flags,
         ]
         env = {**os.environ, PARENT_ENV: str(os.getpid())}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from drills.toxiproxy.metrics import Traffic
 from drills.toxiproxy.toxics import Stage, ToxicSpec, make_stage
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Pipe:
         "_wake",
         "closed",
         "conn",
+        "counts",
         "dst",
         "dst_paused",
         "fast",
@@ -75,9 +77,11 @@ class Pipe:
     )
 
     def __init__(
-        self, conn: Connection, *, upstream: bool, src: asyncio.Transport, dst: asyncio.Transport
+        self, conn: Connection, *, upstream: bool, src: asyncio.Transport, dst: asyncio.Transport,
+        counts: list[int] | None = None,
     ):
         self.conn = conn
+        self.counts = counts if counts is not None else [0, 0]  # bytes [received, sent]
         self.loop = conn.loop
         self.upstream = upstream
         self.src = src
@@ -96,9 +100,11 @@ class Pipe:
 
     # -- input, from the source socket ---------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        self.counts[0] += len(data)
         if self.fast:
             if not self.closed:
                 self.dst.write(data)
+                self.counts[1] += len(data)
             return
         if self.closed:
             return
@@ -254,6 +260,7 @@ class Pipe:
         if self.closed or not data:
             return
         self.dst.write(data)
+        self.counts[1] += len(data)
         while self.dst_paused and not self.closed:
             self._drain = self.loop.create_future()
             await self._drain
@@ -355,8 +362,10 @@ class Connection:
         resolver: Resolver,
         forget: Callable[[Connection], None],
         proxy_name: str,
+        traffic: Traffic | None = None,
     ):
         self.loop = loop
+        self.traffic = traffic if traffic is not None else Traffic()
         self.upstream_addr = upstream
         self._toxics = toxics
         self._rng = rng
@@ -414,8 +423,9 @@ class Connection:
             return
         client, server = self.client.transport, self.server.transport
         assert client is not None and server is not None
-        self.up = Pipe(self, upstream=True, src=client, dst=server)
-        self.down = Pipe(self, upstream=False, src=server, dst=client)
+        self.up = Pipe(self, upstream=True, src=client, dst=server, counts=self.traffic.up)
+        self.down = Pipe(self, upstream=False, src=server, dst=client,
+                         counts=self.traffic.down)
         self.up.other, self.down.other = self.down, self.up
         self.client.inbound = self.server.outbound = self.up
         self.server.inbound = self.client.outbound = self.down

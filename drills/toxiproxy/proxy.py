@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from drills.toxiproxy.decode import ApiError
 from drills.toxiproxy.link import Connection
+from drills.toxiproxy.metrics import Labels, Traffic
 from drills.toxiproxy.resolve import Resolver
 from drills.toxiproxy.toxics import ToxicSpec
 
@@ -129,6 +130,7 @@ class Proxy:
         self._seq = 0
         self._server: asyncio.Server | None = None
         self._conns: set[Connection] = set()
+        self.traffic = Traffic()  # bytes through it (Toxiproxy's proxy metrics)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -177,6 +179,7 @@ class Proxy:
             resolver=self._resolver,
             forget=self._conns.discard,
             proxy_name=self.name,
+            traffic=self.traffic,
         )
         self._conns.add(conn)
         return conn.client
@@ -263,6 +266,20 @@ class ProxyCollection:
 
     def __init__(self) -> None:
         self._proxies: dict[str, Proxy] = {}
+        self._retired: dict[Labels, Traffic] = {}  # counters of proxies gone (they only grow)
+
+    def traffic(self) -> list[tuple[Labels, Traffic]]:
+        """Bytes per (proxy, listener, upstream), proxies gone included, for ``/metrics``."""
+        totals: dict[Labels, Traffic] = {}
+        rows = [*self._retired.items(),
+                *(((p.name, p.listen, p.upstream), p.traffic) for p in self._proxies.values())]
+        for labels, t in rows:
+            totals.setdefault(labels, Traffic()).add(t)
+        return list(totals.items())
+
+    def _retire(self, proxy: Proxy) -> None:
+        self._retired.setdefault((proxy.name, proxy.listen, proxy.upstream), Traffic()).add(
+            proxy.traffic)
 
     def all(self) -> list[Proxy]:
         return [self._proxies[name] for name in sorted(self._proxies)]
@@ -290,6 +307,7 @@ class ProxyCollection:
             if not existing.differs(proxy.listen, proxy.upstream):
                 return existing
             existing.stop()
+            self._retire(existing)
         if start:
             await proxy.start()
         self._proxies[proxy.name] = proxy
@@ -300,6 +318,7 @@ class ProxyCollection:
     def remove(self, name: str) -> None:
         proxy = self.get(name)
         proxy.stop()
+        self._retire(proxy)
         del self._proxies[name]
         log.info("proxy %s deleted", name)
 

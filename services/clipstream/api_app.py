@@ -34,6 +34,7 @@ import httpx
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipstream.bugs import Bug, warn_active
@@ -106,11 +107,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise Refused(f"upload larger than {limit} bytes", status=413, code="too_large",
                       field="body")
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise Refused(f"upload larger than {limit} bytes", status=413, code="too_large",
-                          field="body")
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise Refused(f"upload larger than {limit} bytes", status=413, code="too_large",
+                              field="body")
+    except ClientDisconnect:  # the client went away mid-upload: nothing to store, no traceback
+        raise Refused("the client disconnected before the upload was complete", status=400,
+                      code="invalid", field="body") from None
     if not buf:
         raise Refused("upload body is empty", status=422, code="invalid", field="body")
     return bytes(buf)

@@ -7,6 +7,7 @@ the app's lifespan flush and close its resources on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from clipstream.errors import Refused, Unavailable
 
@@ -65,6 +67,50 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail), None)
 
 
+#: A client has this long to send a request's headers: one that trickles them a byte at a time
+#: (slowloris) would otherwise hold a connection - and with a few thousand, the server - forever.
+HEADER_TIMEOUT_S = 10.0
+
+
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline on each request's headers: the connection
+    is closed when they are not complete `HEADER_TIMEOUT_S` after the request began (or the
+    connection opened). Idle keep-alive connections keep uvicorn's own timeout."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            self._deadline.cancel()  # type: ignore[union-attr]
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, but a SIGTERM/SIGINT ends in a clean exit (status 0), not re-raised."""
 
@@ -84,5 +130,6 @@ def serve(app: FastAPI, *, host: str, port: int) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         timeout_graceful_shutdown=2, lifespan="on", timeout_keep_alive=30,
+        http=HeaderDeadline,
     )
     _Server(config).run()
