@@ -37,7 +37,7 @@ class Bug(StrEnum):
 #: name -> one-line description (the only list of bugs; the README explains each at length)
 KNOWN_BUGS: Mapping[str, str] = MappingProxyType({
     Bug.ACK_BEFORE_FSYNC: "store, fsync=always: acks once the record is buffered, flushes every "
-                          "100 ms; a replica acks pulled records before they are durable",
+                          "200 ms; a replica acks pulled records before they are durable",
     Bug.ACK_BEFORE_REPLICATION: "store, replication=sync: acks once durable locally without "
                                 "waiting for the in-sync replica (which stays promotable)",
     Bug.PROMOTE_LAGGING_REPLICA: "coordinator: promotes a reachable replica of this epoch even "

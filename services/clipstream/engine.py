@@ -47,7 +47,8 @@ from clipstream.syncset import SyncSet
 __all__ = ["Assignment", "PullAnswer", "StoreEngine", "StoreStatus", "Upload"]
 
 DURABLE_TIMEOUT_S = 5.0
-LAZY_FLUSH_S = 0.1  # bug ack-before-fsync: the flusher's delay, like a 100 ms WAL writer delay
+LAZY_FLUSH_S = 0.2  # bug ack-before-fsync: the flusher's delay, PostgreSQL's default 200 ms
+#                     wal_writer_delay with synchronous_commit=off
 LOG = logging.getLogger("clipstream.store")
 
 
