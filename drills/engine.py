@@ -40,6 +40,7 @@ from drills.report import write_reports
 from drills.schedule import Action, end_of_faults, plan
 from drills.spec import DrillSpec, validate_targets
 from drills.stack.open import open_stack, stale_stacks, topology_for
+from drills.stack.process import LABEL_ENV
 from drills.verdict import baseline_health, fault_plans, judge
 
 #: The watchdog's deadline before the load has started: at most this long to start the load.
@@ -134,7 +135,8 @@ class Run:
             # the dead-man switch: outlives a SIGKILLed harness and reverts its faults past
             # their scheduled end (+ grace); until the load starts, a generous estimate
             guard = watchdog.start(self.run_dir, owner=os.getpid(), until=time.time()
-                                   + LOAD_START_SLACK_S + spec.timeline.fault_end)
+                                   + LOAD_START_SLACK_S + spec.timeline.fault_end,
+                                   env={LABEL_ENV: str(self.run_dir / "stack")})
             lifecycle.callback(_stop_process, guard)
             injector = lifecycle.enter_context(Teardown(Injector(stack, Ledger(self.run_dir))))
             self.injector = injector

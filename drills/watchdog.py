@@ -11,12 +11,12 @@ It polls the harness (``PID``). While the harness lives, it does nothing. When t
 gone: if the run's ledger lists no fault in force, it exits (a normal end, or a crash after
 every revert); otherwise it waits until the last fault was scheduled to end (wall clock: the
 ``until`` of ``RUN_DIR/deadman.json``, written by the engine once the load started and the
-schedule's clock is known; ``T`` before that) plus ``S`` seconds of grace - the drill may
-have meant the fault to last - and then
-reverts every fault the ledger lists as in force, exactly as ``drill rollback`` does: the
-powered-down zone starts again, the cut links heal. It leaves the stack running (``drill
-rollback`` or the next run stops it) and writes what it did to ``RUN_DIR/watchdog.log``. It
-gives up after a day, so that no process of a run lives forever.
+schedule's clock is known; ``T`` before that) plus ``S`` seconds of grace (the drill may have
+meant the fault to last), then reverts every fault the ledger lists as in force, exactly as
+``drill rollback`` does: the powered-down zone starts again, the cut links heal. It leaves the
+stack running (``drill rollback`` or the next run stops it, and sweeps the watchdog with it: it
+carries the stack's label) and writes what it did to ``RUN_DIR/watchdog.log``. It gives up
+after a day, so that no process of a run lives forever.
 """
 
 from __future__ import annotations
