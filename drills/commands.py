@@ -104,9 +104,11 @@ def cmd_rollback(args: argparse.Namespace, console: Console) -> int:
                        f"{f.id} ({f.kind} {f.target}): {f.reason}")
     if failures:
         return EXIT_REVERT
-    if stack.keep:
+    if done:  # the faults are undone only if every node answers again
         stack.wait_healthy(timeout=30.0)
-        console.print("every node is back; the stack was kept on purpose and is still up "
+        console.print("every node came back", highlight=False, markup=False)
+    if stack.keep:
+        console.print("the stack was kept on purpose and is still up "
                       f"(drill stack down --dir {stack_dir})", highlight=False, markup=False)
     else:
         stack.down()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from drills.ledger import Ledger
+from drills.stack.process import labelled
 
 pytestmark = pytest.mark.slow
 DRILL = [sys.executable, "-m", "drills.cli"]
@@ -92,7 +93,8 @@ def _power_down_in_force(out: Path) -> bool:
     return any(e.kind == "power_down" for e in Ledger(out).pending())
 
 
-def test_harness_killed_mid_power_down_then_rollback_restores_every_node(tmp_path):
+def test_harness_killed_mid_power_down_then_rollback_restores_every_node_and_stops_the_stack(
+        tmp_path):
     out = tmp_path / "run"
     harness = subprocess.Popen([*DRILL, "run", "dc-east-power-loss", "--out", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -108,8 +110,13 @@ def test_harness_killed_mid_power_down_then_rollback_restores_every_node(tmp_pat
         proc = drill("rollback", str(out), timeout=90)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert Ledger(out).pending() == []
-        for node, addr in state["direct"].items():
-            assert httpx.get(f"http://{addr}/healthz", timeout=2).status_code == 200, node
+        # every node came back (rollback waits until the whole stack answers its health checks),
+        # then the stack its dead harness left was stopped: nothing is left running
+        assert "reverted f0" in proc.stdout and "every node came back" in proc.stdout
+        assert labelled(str((out / "stack").resolve())) == []
+        for addr in state["direct"].values():
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://{addr}/healthz", timeout=1)
     finally:
         if harness.poll() is None:
             harness.kill()

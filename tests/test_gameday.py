@@ -188,7 +188,7 @@ def test_a_real_game_day_runs_drills_in_sequence_and_exits_with_the_worst(tmp_pa
     assert list(suites) == ["drill.known-weakness", "drill.api-blip"]
     assert suites["drill.known-weakness"].get("failures") == "0"
     assert {c.get("name") for c in suites["drill.known-weakness"]} == \
-        {"rto.feed", "lost_acked_writes", "counters", "split_brain"}
+        {"rto.feed", "lost_acked_writes", "counters", "zero_reads", "split_brain"}
     assert suites["drill.api-blip"].find("testcase[@name='rto.feed']/failure") is not None
 
     links = _Links()
