@@ -118,7 +118,7 @@ class Guard:
         """The first guardrail that trips at ``now``, as a reason; None while all hold."""
         for rail in self.rails:
             if rail.op is not None:
-                reason = class_tripped(rail, list(self.recent), now=now, since=self.since)
+                reason = class_tripped(rail, self.recent, now=now, since=self.since)
             elif rail.probe is not None:
                 p = self.probes[rail.probe]
                 down = now - max(p.last_ok, self.since)
