@@ -1,39 +1,42 @@
 """Where drills come from: built-in drills by name, drill files by path, ``--set`` overrides.
 
 This is the edge where text becomes a `DrillSpec`: YAML is parsed here (safe loader, duplicate
-keys refused), overrides are applied to the raw mapping, relative paths in the file are resolved
-against the file's directory, and pydantic's errors are translated into one `SpecError` naming
-the source (file path, or ``--set`` when an override caused it), the dotted field
-(``timeline.faults[0].power_down``) and what was expected. Nothing raw leaves this module.
+keys refused), overrides are applied to the raw mapping, the drill's target is resolved
+(`drills.targets.target_info`, from the ``stack`` section), relative paths in the file are
+resolved against the file's directory, and pydantic's errors are translated into one
+`SpecError` naming the source (file path, or ``--set`` when an override caused it), the dotted
+field (``timeline.faults[0].power_down``) and what was expected. Nothing raw leaves this module.
 
-The target's names that the spec cannot know (ClipStream's bug names, `BUGS`) are given to
-validation here, as its context (`drills.spec.BUGS_CONTEXT`).
+What the spec cannot know about the target - its classes, its knobs' model, its bug names,
+whether it has a final-read contract - is given to validation here, as its context
+(`drills.spec.TARGET_CONTEXT`: a `drills.spec.TargetInfo`).
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args, get_origin
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails, PydanticUndefined
+from pydantic_core import ErrorDetails
 
-from drills import spec
+from drills import targets
 from drills.duration import format_duration
 from drills.errors import SpecError, show_value
-from drills.spec import BUGS_CONTEXT, DrillSpec, StackConfig, did_you_mean, unknown
-from drills.stack.clipstream import BUGS
+from drills.spec import TARGET_CONTEXT, DrillSpec, KnobsModel, TargetInfo, did_you_mean, unknown
+from drills.spec import reference as _reference
+from drills.spec.schema import Place, descend, expected, fields_of, literal_choices, walk
 
 _SET = "--set"
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
 _PART = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
-_CONTEXT = {BUGS_CONTEXT: tuple(BUGS)}
+_REL = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_CONFIG = "stack.config."
 
 
 class BuiltinDrill(NamedTuple):
@@ -92,26 +95,45 @@ def parse_drill(text: str, *, source: str = "<string>", sets: Sequence[str] = ()
                 base_dir: Path | None = None) -> DrillSpec:
     """Validate drill ``text`` (YAML) with ``sets`` (``KEY=VALUE``) applied on top.
 
-    Relative paths in the file (``load.locustfile``, ``stack.compose``) are resolved against
-    ``base_dir`` (the current directory when None, or for a path given by ``--set``) and must
-    exist. Raises `SpecError` with ``source`` (or ``--set``), the field and what was expected.
+    The target is resolved from the ``stack`` section (`resolve_target`) and checks what is its
+    own (classes, knobs, bugs, data contract). Relative paths in the file (``load.locustfile``,
+    ``stack.compose``, a ``stack.data.python`` file) are resolved against ``base_dir`` (the
+    current directory when None, or for a path given by ``--set``) and must exist. Raises
+    `SpecError` with ``source`` (or ``--set``), the field and what was expected.
     """
     raw = apply_overrides(read_yaml(text, source=source), list(sets))
     overridden = [_split_set(s)[0] for s in sets]
+    info = resolve_target(raw.get("stack"), source=_SET if _under(
+        "stack.target", overridden) else source)
+    for key in overridden:
+        if key.startswith(_CONFIG):
+            _check_knob(key, info)
     try:
-        spec = DrillSpec.model_validate(raw, context=_CONTEXT)
+        spec = DrillSpec.model_validate(raw, context={TARGET_CONTEXT: info})
     except ValidationError as exc:
-        raise _translate(exc, source, overridden) from None
-    files = {}
-    for field in ("load.locustfile", "stack.compose"):
-        by_set = field in overridden
-        files[field] = _resolve_path(spec, field, base_dir=None if by_set else base_dir,
-                                     source=_SET if by_set else source)
-    spec = spec.model_copy(update={
-        "load": spec.load.model_copy(update={"locustfile": files["load.locustfile"]}),
-        "stack": spec.stack.model_copy(update={"compose": files["stack.compose"]}),
-    })
-    return spec.with_provenance(source=source, text=text, overrides=tuple(sets))
+        raise _translate(exc, source, overridden, config=info.config) from None
+    return _resolve_paths(spec, overridden, base_dir=base_dir, source=source).with_provenance(
+        source=source, text=text, overrides=tuple(sets))
+
+
+def resolve_target(stack: object, *, source: str) -> TargetInfo:
+    """The `TargetInfo` of a drill's raw ``stack`` section (`drills.targets.target_info`).
+
+    A section that is not a mapping, or a ``target`` that is not text, is left to validation
+    to name (the default target is resolved meanwhile). Raises `SpecError` (field
+    ``stack.target``, from ``source``) for an unknown target."""
+    given: dict[str, Any] = dict(stack) if isinstance(stack, dict) else {}
+    if not isinstance(given.get("target"), str | None):
+        del given["target"]
+    try:
+        return targets.target_info(given)
+    except SpecError as exc:
+        raise SpecError(exc.message, source=source, field=exc.field or "stack.target") from None
+
+
+def _under(field: str, overridden: Sequence[str]) -> bool:
+    """Was ``field`` set by an override (of it, or of a section holding it)?"""
+    return any(field == k or field.startswith((k + ".", k + "[")) for k in overridden)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -167,18 +189,21 @@ def _beyond(exc: RecursionError | ValueError) -> str:
     return f"a number too large ({str(exc).split(':')[0]})"
 
 
-def apply_overrides(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], sets: list[str], *,
+                    config: type[BaseModel] | None = None) -> dict[str, Any]:
     """A copy of ``raw`` with every ``KEY=VALUE`` applied (``raw`` itself is left untouched).
 
     KEY is a dotted path with list indices (``timeline.faults[0].for``), checked against the
-    drill schema; VALUE is parsed as YAML (``5`` int, ``5s`` text, ``[a, b]`` a list); an empty
-    value or ``null`` removes the key so its default applies. Missing mappings on the way are
-    created; list items must exist. Raises `SpecError` (source ``--set``, field KEY).
+    drill schema (``stack.config`` keys against ``config``, the target's knobs, when given;
+    `parse_drill` checks them once the target is known); VALUE is parsed as YAML (``5`` int,
+    ``5s`` text, ``[a, b]`` a list); an empty value or ``null`` removes the key so its default
+    applies. Missing mappings on the way are created; list items must exist. Raises
+    `SpecError` (source ``--set``, field KEY).
     """
     out = copy.deepcopy(raw)
     for item in sets:
         key, text = _split_set(item)
-        parts = _check_key(key)
+        parts = _check_key(key, config=config)
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
@@ -199,31 +224,43 @@ def _split_set(item: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def _check_key(key: str) -> list[str | int]:
-    """KEY's parts, each checked against the schema (unknown names get a "did you mean")."""
+def _check_key(key: str, *, config: type[BaseModel] | None = None) -> list[str | int]:
+    """KEY's parts, each checked against the schema (unknown names get a "did you mean");
+    a key of a free mapping (``load.classes.<name>``, a knob without ``config``) is any name."""
     parts: list[str | int] = [m[1] if m[1] else int(m[2]) for m in _PART.finditer(key)]
-    model: type[BaseModel] | None = DrillSpec
-    listed = False
+    place = Place(DrillSpec)
     for n, part in enumerate(parts):
         where = _dotted(parts[:n]) or "the drill"
         if isinstance(part, int):
-            if not listed:
+            if not place.listed:
                 raise SpecError(f"{where} is not a list", source=_SET, field=key)
-            listed = False
+            place = Place(place.model)
             continue
-        if listed:
+        if place.listed:
             raise SpecError(f"{where} is a list: give an index, e.g. {where}[0]", source=_SET,
                             field=key)
-        fields = _fields(model) if model else {}
+        if place.keyed:
+            if place.values is Any:  # a knob of unknown type: checked once the target is known
+                return parts
+            place = descend(place.values, config)
+            continue
+        fields = fields_of(place.model) if place.model else {}
         if part not in fields:
             if not fields:
                 raise SpecError(f"{where} takes no sub-fields (it is a single value)",
                                 source=_SET, field=key)
             raise SpecError(unknown("field", part, list(fields), where=where), source=_SET,
                             field=key)
-        annotation = fields[part].annotation
-        model, listed = _inner_model(annotation), _is_sequence(annotation)
+        place = descend(fields[part].annotation, config)
     return parts
+
+
+def _check_knob(key: str, info: TargetInfo) -> None:
+    """A ``stack.config.<knob>`` override checked against the target's own knobs."""
+    if info.config is None:
+        raise SpecError(f"the {info.name} target takes no knobs: leave stack.config out",
+                        source=_SET, field=key)
+    _check_key(key, config=info.config)
 
 
 def _assign(data: dict[str, Any], parts: list[str | int], value: Any, key: str) -> None:
@@ -250,14 +287,33 @@ def _assign(data: dict[str, Any], parts: list[str | int], value: Any, key: str) 
         cur = cur[part]
 
 
-def _resolve_path(spec: DrillSpec, field: str, *, base_dir: Path | None,
-                  source: str) -> str | None:
-    """The value of a file field, made absolute and checked to exist when it is a path (text
-    ending .py/.yml/.yaml or holding a /); a name such as ``clipstream`` passes through."""
-    section, key = field.split(".")
-    value = getattr(getattr(spec, section), key)
-    if value is None or not (value.endswith((".py", ".yml", ".yaml")) or "/" in value):
-        return value
+def _resolve_paths(spec: DrillSpec, overridden: Sequence[str], *, base_dir: Path | None,
+                   source: str) -> DrillSpec:
+    """``spec`` with its file fields made absolute (each checked to exist): the locustfile,
+    the compose file, and the file of a ``stack.data.python`` reference (``file.py:func``)."""
+    def resolve(field: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        by_set = _under(field, overridden)
+        return _resolve_path(value, field, base_dir=None if by_set else base_dir,
+                             source=_SET if by_set else source)
+
+    stack, load = spec.stack, spec.load
+    data = stack.data
+    if data is not None and data.python is not None:
+        file, _, func = data.python.rpartition(":")
+        if file.endswith(".py"):
+            data = data.model_copy(update={"python": f"{resolve('stack.data.python', file)}"
+                                                     f":{func}"})
+    stack = stack.model_copy(update={"compose": resolve("stack.compose", stack.compose),
+                                     "data": data})
+    load = load.model_copy(update={"locustfile": resolve("load.locustfile", load.locustfile)})
+    return spec.model_copy(update={"stack": stack, "load": load})
+
+
+def _resolve_path(value: str, field: str, *, base_dir: Path | None, source: str) -> str:
+    """``value`` as an absolute path (relative to ``base_dir``, else the current directory),
+    checked to be a file."""
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
@@ -266,65 +322,68 @@ def _resolve_path(spec: DrillSpec, field: str, *, base_dir: Path | None,
     return str(path.resolve())
 
 
-def parse_stack_config(sets: Sequence[str]) -> StackConfig:
-    """Stack knobs from ``KEY=VALUE`` strings (``fsync=never`` or ``stack.config.fsync=never``),
-    validated like a drill's ``stack.config``. Raises `SpecError` (source ``--set``)."""
-    prefix = "stack.config."
-    full = [s.strip() if s.strip().startswith(prefix) else prefix + s.strip() for s in sets]
-    raw = apply_overrides({}, full).get("stack", {}).get("config", {})
+def parse_stack_config(sets: Sequence[str], target: TargetInfo | None = None) -> KnobsModel:
+    """Knobs from ``KEY=VALUE`` strings (``fsync=never`` or ``stack.config.fsync=never``),
+    validated like a drill's ``stack.config`` by ``target``'s model (default: the default
+    target's). Raises `SpecError` (source ``--set``)."""
+    info = target if target is not None else resolve_target({}, source=_SET)
+    full = [s.strip() if s.strip().startswith(_CONFIG) else _CONFIG + s.strip() for s in sets]
+    for item in full:
+        _check_knob(_split_set(item)[0], info)
+    raw = apply_overrides({}, full, config=info.config).get("stack", {}).get("config", {})
     try:
-        return StackConfig.model_validate(raw, context=_CONTEXT)
+        return (info.config or KnobsModel).model_validate(raw, context={TARGET_CONTEXT: info})
     except ValidationError as exc:
-        raise _translate(exc, _SET, [], prefix=("stack", "config")) from None
+        raise _translate(exc, _SET, [], prefix=("stack", "config"),
+                         config=info.config) from None
 
 
 def _translate(exc: ValidationError, source: str, overridden: list[str], *,
-               prefix: tuple[str, ...] = ()) -> SpecError:
+               prefix: tuple[str, ...] = (), config: type[BaseModel] | None = None) -> SpecError:
     """One `SpecError` for a pydantic error: the first problem, then any others as "also".
 
-    ``prefix`` is where the validated model sits inside a drill (errors are named from the top).
-    """
-    problems = [_problem({**err, "loc": (*prefix, *err["loc"])})
+    ``prefix`` is where the validated model sits inside a drill (errors are named from the top);
+    ``config`` is the target's knobs model (``stack.config``'s fields)."""
+    problems = [_problem({**err, "loc": (*prefix, *err["loc"])}, config)
                 for err in exc.errors(include_url=False)]
     field, message = problems[0]
     for other_field, other in problems[1:]:
         message += f"\n  also {other_field or '(top level)'}: {other}"
-    under = any(field == p or field.startswith((p + ".", p + "[")) for p in overridden)
-    return SpecError(message, source=_SET if under else source, field=field or None)
+    return SpecError(message, source=_SET if _under(field, overridden) else source,
+                     field=field or None)
 
 
-def _problem(err: ErrorDetails) -> tuple[str, str]:
+def _problem(err: ErrorDetails, config: type[BaseModel] | None) -> tuple[str, str]:
     """(dotted field, message saying what was expected) for one pydantic error."""
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
     if kind == "drill_spec":
         return _dotted([*loc, *_parse_rel(ctx["path"])]), ctx["message"]
     if kind == "extra_forbidden":
-        parent = _walk(loc[:-1])[0]
-        allowed = list(_fields(parent)) if parent else []
-        key = str(loc[-1])
-        return _dotted(loc), unknown("field", key, allowed)
-    field = _walk(loc)[1]
+        parent = walk(loc[:-1], DrillSpec, config=config)[0].model
+        allowed = list(fields_of(parent)) if parent else []
+        return _dotted(loc), unknown("field", str(loc[-1]), allowed)
+    field = walk(loc, DrillSpec, config=config)[1]
     if kind == "value_error":
         return _dotted(loc), str(ctx.get("error", err["msg"]))
     if kind == "missing":
         doc = f" ({field.description})" if field and field.description else ""
-        return _dotted(loc), f"required field missing: expected {_expected(field)}{doc}"
+        return _dotted(loc), f"required field missing: expected {expected(field)}{doc}"
     if kind == "literal_error":
-        choices = [str(c) for c in _literal_choices(field)]
+        choices = [str(c) for c in literal_choices(field)]
         got = err["input"]
         hint = did_you_mean(got, choices) if isinstance(got, str) else ""
         return _dotted(loc), f"expected one of {', '.join(choices)}; got {show_value(got)}{hint}"
-    if kind == "string_too_short":
+    if kind == "string_too_short" or (kind == "too_short" and ctx.get("min_length") == 1):
         return _dotted(loc), "must not be empty"
-    got = _shown(err["input"], field)
+    got = _shown(err["input"], expected(field))
     if loc and isinstance(loc[-1], int):  # one item of a list of plain values
-        return _dotted(loc), f"expected {_expected(field)}; item {loc[-1]} is {got}"
-    return _dotted(loc), f"expected {_expected(field)}, got {got}"
+        return _dotted(loc), f"expected {expected(field)}; item {loc[-1]} is {got}"
+    return _dotted(loc), f"expected {expected(field)}, got {got}"
 
 
-def _shown(value: Any, field: FieldInfo | None) -> str:
+def _shown(value: Any, typ: str) -> str:
     """The value as the message quotes it; a duration field's parsed seconds as a duration."""
-    if isinstance(value, float) and "duration" in _expected(field) and value >= 0:
+    if isinstance(value, float) and "duration" in typ and value >= 0:
         try:
             return format_duration(value)
         except ValueError:
@@ -332,60 +391,9 @@ def _shown(value: Any, field: FieldInfo | None) -> str:
     return show_value(value)
 
 
-def _expected(field: FieldInfo | None) -> str:
-    extra = field.json_schema_extra if field else None
-    typ = extra.get("type") if isinstance(extra, dict) else None
-    return str(typ) if typ else "a valid value"
-
-
-def _literal_choices(field: FieldInfo | None) -> list[Any]:
-    choices: list[Any] = []
-    for arg in _flatten(field.annotation if field else None):
-        if get_origin(arg) is Literal:
-            choices += list(get_args(arg))
-    return choices
-
-
-def _flatten(annotation: Any) -> Iterable[Any]:
-    yield annotation
-    if get_origin(annotation) is Literal:
-        return
-    for arg in get_args(annotation):
-        yield from _flatten(arg)
-
-
-def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
-    """A model's fields keyed as the drill file spells them (by alias)."""
-    return {fi.alias or name: fi for name, fi in model.model_fields.items()}
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    for arg in _flatten(annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
-
-
-def _is_sequence(annotation: Any) -> bool:
-    return any(get_origin(a) in (tuple, list) for a in _flatten(annotation))
-
-
-def _walk(loc: Sequence[str | int]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
-    """The model reached at ``loc`` and the field named by its last text part."""
-    model: type[BaseModel] | None = DrillSpec
-    field: FieldInfo | None = None
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = _fields(model).get(part) if model else None
-        if field is None:
-            return None, None
-        model = _inner_model(field.annotation)
-    return model, field
-
-
 def _parse_rel(path: str) -> list[str | int]:
-    return [m[1] if m[1] else int(m[2]) for m in _PART.finditer(path)]
+    """A model's relative error path (``nodes[2].name``, ``rto.GET /items``) as its parts."""
+    return [m[2] if m[2] is not None else int(m[1]) for m in _REL.finditer(path)]
 
 
 def _dotted(parts: Sequence[str | int]) -> str:
@@ -395,65 +403,9 @@ def _dotted(parts: Sequence[str | int]) -> str:
     return out
 
 
-def reference_markdown() -> str:
-    """The drill-file reference (Markdown): one table per section, from the models' own docs."""
-    sections: list[tuple[str, type[BaseModel]]] = [
-        ("Top level", spec.DrillSpec), ("stack", spec.StackSpec),
-        ("stack.config", spec.StackConfig), ("load", spec.LoadSpec),
-        ("load.burst", spec.BurstSpec), ("load.hot", spec.HotSpec),
-        ("timeline", spec.Timeline), ("timeline.faults[]", spec.FaultSpec),
-        ("timeline.nemesis", spec.NemesisSpec),
-        ("timeline.nemesis.faults[]", spec.FaultTemplate),
-        ("objectives", spec.Objectives), ("objectives.rto", spec.RtoObjectives),
-        ("objectives.exposure", spec.ExposureObjective), ("analysis", spec.AnalysisSpec),
-        ("guardrails[]", spec.Guardrail),
-    ]
-    lines = [
-        "Durations: `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds. Fault offsets "
-        "(`at`) count from the start of the load; the load runs until the last fault window "
-        "ends, plus `settle`. A fault with `repeat: n` and `every: p` has n windows "
-        "[at + k*p, at + k*p + for). The drill's faults are the fixed `timeline.faults` "
-        "followed by those `timeline.nemesis` generates (a fault's id is its index in that "
-        "list); faults may overlap, except two that stop the same node (they could not be "
-        "reverted) or two of one kind on one target. Objective names (for `fails_on`): "
-        "`rto.<class>`, `lost_acked_writes`, `counters`, `zero_reads`, `split_brain`, "
-        "`recovery`, `exposure`.", ""]
-    for title, model in sections:
-        lines += [f"### {title}", "", (model.__doc__ or "").strip().splitlines()[0], "",
-                  "| key | type | default | meaning |", "|---|---|---|---|"]
-        for key, field in _fields(model).items():
-            cells = (f"`{key}`", _expected(field), _default(field), field.description or "")
-            lines.append(_row(cells))
-        lines.append("")
-        if model is spec.StackConfig:
-            lines += _bugs_table()
-    return "\n".join(lines)
+def reference_markdown(target: TargetInfo | None = None) -> str:
+    """The drill-file reference (Markdown): one table per section, from the models' own docs,
+    with ``target``'s knobs, bugs and classes (default: the default target's)."""
+    info = target if target is not None else resolve_target({}, source="reference")
+    return _reference.reference_markdown(info)
 
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _bugs_table() -> list[str]:
-    """The names ``stack.config.bugs`` accepts, from ClipStream's `BUGS`."""
-    lines = ["#### stack.config.bugs", "", "The bugs ClipStream can plant (each off unless "
-             "named).", "", "| bug | what goes wrong |", "|---|---|"]
-    lines += [_row((f"`{name}`", what)) for name, what in BUGS.items()]
-    return [*lines, ""]
-
-
-def _default(field: FieldInfo) -> str:
-    value = field.default
-    if field.default_factory is not None:
-        return "drawn at load"
-    if value is PydanticUndefined:
-        return "required"
-    if value is None:
-        return "-"
-    if isinstance(value, BaseModel):
-        return "see below"
-    if isinstance(value, float) and "duration" in _expected(field):
-        return f"`{format_duration(value)}`"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{list(value) if isinstance(value, tuple) else value}`"

@@ -140,13 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "exit code", arguments=_gameday_arguments)
 
     selftest = sub.add_parser(
-        "selftest", help="detection power: run the drills against ClipStream with planted DR "
+        "selftest", help="detection power: run the drills against their target with planted DR "
         "bugs and print which drill caught which bug")
     selftest.add_argument("--runs", type=int, default=1, help="rounds (default 1)")
     selftest.add_argument("--drills", default="", metavar="A,B",
                           help="drills to use (default: the built-ins that declare `catches`)")
     selftest.add_argument("--bugs", default="", metavar="A,B",
-                          help="bugs to plant (default: every ClipStream bug)")
+                          help="bugs to plant (default: every bug the target knows)")
     selftest.add_argument("--full", action="store_true",
                           help="run every bug on every selected drill (the whole matrix)")
     selftest.add_argument("--provider", choices=PROVIDERS,
@@ -154,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--out", type=Path, help="output directory (default "
                           "runs/selftest-<time>)")
     selftest.add_argument("--allow-remote-docker", action="store_true", help=ALLOW_REMOTE_HELP)
+
+    an = sub.add_parser("analyze", help="judge a run again from its files (same verdict when "
+                        "nothing changed; a changed definition shows)")
+    an.add_argument("run_dir", type=Path, help="the run directory (it holds journal.json, "
+                    "drill.yaml, final-read.json)")
+    ini = sub.add_parser("init", help="write a starter drill file, locustfile and Compose "
+                         "snippet for your own system")
+    ini.add_argument("dir", type=Path, help="the directory to write them into (created)")
+    ini.add_argument("--force", action="store_true", help="overwrite files that exist")
 
     sub.add_parser("list", help="list the built-in drills")
     val = sub.add_parser("validate", help="validate drill files without running them (every "
@@ -172,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="up, down, status, or build (the docker images)")
     st.add_argument("--provider", choices=PROVIDERS, default="local",
                     help="where the stack runs (default local)")
+    st.add_argument("--drill", help="the drill (built-in name or file) whose system to run "
+                    "(default: the default target)")
     st.add_argument("--dir", type=Path, default=DEFAULT_STACK_DIR,
                     help=f"stack work directory (default {DEFAULT_STACK_DIR})")
     st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

@@ -16,11 +16,11 @@ from drills.errors import SpecError
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from drills.engine import RunOptions, run_drill
+    from drills.engine import RunOptions, run_classes, run_drill
     from drills.live import LiveView
 
     spec = load_drill(args.drill, sets=args.sets)
-    with LiveView(spec.drill, console) as view:
+    with LiveView(spec.drill, console, classes=run_classes(spec)) as view:
         result = run_drill(spec, RunOptions(out=args.out, provider=args.provider, keep=args.keep,
                                             observer=view))
     print_summary(console, result.journal, result.run_dir)
@@ -142,7 +142,7 @@ def cmd_gameday(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace, console: Console) -> int:
-    """Exit 0 only when the correct ClipStream passed every run and every bug was caught."""
+    """Exit 0 only when the correct system passed every run and every bug was caught."""
     import time
     from pathlib import Path
 
@@ -177,6 +177,43 @@ def cmd_selftest(args: argparse.Namespace, console: Console) -> int:
     return result.exit_code
 
 
+def cmd_analyze(args: argparse.Namespace, console: Console) -> int:
+    """Judge a run again from its files; print the objectives; write ``analysis.json``
+    beside the run's own journal (which is left as it was). Exit as `drill run` would."""
+    import json
+
+    from drills.runstore import analyze
+
+    run, judgement = analyze(args.run_dir)
+    table = Table(title=f"{run.journal.get('drill')}: {judgement.verdict.upper()} "
+                        f"(re-judged; recorded: {run.journal.get('verdict')})")
+    for col in ("objective", "target", "measured", "result"):
+        table.add_column(col)
+    for o in judgement.objectives:
+        res = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "unknown"}[o.passed]
+        table.add_row(Text(o.name), Text(o.target), Text(o.measured), res)
+    console.print(table)
+    out = args.run_dir / "analysis.json"
+    out.write_text(json.dumps({
+        "verdict": judgement.verdict, "recorded_verdict": run.journal.get("verdict"),
+        "as_expected": judgement.as_expected,
+        "objectives": [{"name": o.name, "target": o.target, "measured": o.measured,
+                        "passed": o.passed} for o in judgement.objectives],
+    }, indent=2))
+    console.print(f"wrote {out}", highlight=False, markup=False)
+    return exit_code(None, judgement.as_expected)
+
+
+def cmd_init(args: argparse.Namespace, console: Console) -> int:
+    from drills.scaffold import write_starter
+
+    for path in write_starter(args.dir, force=args.force):
+        console.print(f"wrote {path}", highlight=False, markup=False)
+    console.print(f"next: edit {args.dir}/drill.yaml, then drill validate {args.dir}/drill.yaml",
+                  highlight=False, markup=False)
+    return EXIT_OK
+
+
 def cmd_stack(args: argparse.Namespace, console: Console) -> int:
     from drills import stackctl
 
@@ -193,6 +230,8 @@ COMMANDS: Mapping[str, Callable[[argparse.Namespace, Console], int]] = {
     "gameday": cmd_gameday,
     "selftest": cmd_selftest,
     "stack": cmd_stack,
+    "analyze": cmd_analyze,
+    "init": cmd_init,
 }
 
 

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drills import readback, watchdog
+from drills import watchdog
 from drills.errors import (
     Aborted,
     DrillsError,
@@ -37,10 +37,13 @@ from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
 from drills.model import Request
 from drills.report import write_reports
+from drills.runstore import save_drill, save_final_read, save_preexisting
 from drills.schedule import Action, end_of_faults, plan
 from drills.spec import DrillSpec, validate_targets
-from drills.stack.open import open_stack, stale_stacks, topology_for
+from drills.stack.open import open_stack, stale_stacks
 from drills.stack.process import LABEL_ENV
+from drills.targets import for_spec
+from drills.targets.base import Target
 from drills.verdict import baseline_health, fault_plans, judge
 
 #: The watchdog's deadline before the load has started: at most this long to start the load.
@@ -126,11 +129,13 @@ class Run:
         self.phase("prepare")
         for line in rollback_stale(self.options.runs_root, exclude=self.run_dir):
             self.obs.message(line)
-        preflight(spec, self.provider)
+        target = preflight(spec, self.provider)
+        self.journal.classes = classes_of(spec, target)
+        save_drill(self.run_dir, spec.to_yaml())
         with ExitStack() as lifecycle:
             stack = lifecycle.enter_context(Teardown(
                 open_stack(spec, provider=self.provider, work_dir=self.run_dir / "stack",
-                           keep=self.options.keep)
+                           keep=self.options.keep, target=target)
             ))
             # the dead-man switch: outlives a SIGKILLed harness and reverts its faults past
             # their scheduled end (+ grace); until the load starts, a generous estimate
@@ -140,24 +145,29 @@ class Run:
             lifecycle.callback(_stop_process, guard)
             injector = lifecycle.enter_context(Teardown(Injector(stack, Ledger(self.run_dir))))
             self.injector = injector
-            before = readback.final_read(stack.store_urls).authoritative
-            preexisting = before.videos if before else frozenset()
-            load_cfg = load_config(spec, host=stack.api_url, record_dir=self.run_dir / "load")
+            before = target.final_read(stack)
+            before_primary = before.authoritative if before is not None else None
+            preexisting = before_primary.keys if before_primary else frozenset()
+            save_preexisting(self.run_dir, preexisting)
+            load_cfg = load_config(spec, host=target.entry_url(stack),
+                                   record_dir=self.run_dir / "load", target=target)
             with Teardown(LoadRunner(load_cfg)) as load:
                 # the analysis ends when the timeline does, before stopping the load thins it
                 load_end = self._timeline(load, injector)
             load.merge_into(self.run_dir)
             self.journal.faults = list(injector.records)
             self.phase("quiesce")
-            converged, waited = readback.wait_converged(stack.store_urls,
-                                                        timeout=spec.timeline.quiesce)
+            converged, waited = target.wait_converged(stack, timeout=spec.timeline.quiesce)
             self.phase("final read")
-            final = readback.final_read(stack.store_urls)
+            final = target.final_read(stack)
+            save_final_read(self.run_dir, final, converged=converged, quiesce_s=waited,
+                            load_end=load_end)
             self.phase("verify")
             judgement = judge(
                 spec, requests=load.requests(), history=load.history(), faults=injector.records,
                 final=final, t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
                 converged=converged, quiesce_s=waited, load_end=load_end,
+                classes=self.journal.classes,
             )
             self.journal.judge(judgement)
             if judgement.crashed:
@@ -259,29 +269,60 @@ def reports(run_dir: Path, journal: Journal) -> None:
                            f"journal.json is written") from exc
 
 
-def preflight(spec: DrillSpec, provider: str) -> None:
+def preflight(spec: DrillSpec, provider: str) -> Target:
     """Every check `drill run` makes before it starts anything (``drill validate`` and game days
-    make the same): the fault targets against the stack's topology, and the locustfile (a
-    built-in name or an existing ``.py`` file). Raises `SpecError`."""
-    validate_targets(spec, topology_for(spec, provider))
+    make the same): the target (registered, or the drill file's own system), the fault targets
+    against its topology, and the locustfile (the drill's, else the target's). Raises
+    `SpecError`; returns the target."""
     try:
-        resolve_locustfile(spec.load.locustfile)
+        target = for_spec(spec, provider)
+        validate_targets(spec, target.topology)
+        locustfile_for(spec, target)
     except SpecError as exc:
         raise SpecError(exc.message, source=exc.source or spec.source, field=exc.field) from None
+    return target
 
 
-def load_config(spec: DrillSpec, *, host: str, record_dir: Path) -> LoadConfig:
+def locustfile_for(spec: DrillSpec, target: Target) -> Path:
+    """The drill's locustfile, else the target's own; `SpecError` when there is neither."""
+    if spec.load.locustfile is not None:
+        return resolve_locustfile(spec.load.locustfile)
+    own = target.locustfile()
+    if own is None:
+        raise SpecError("this target ships no load: name a locustfile", field="load.locustfile")
+    return resolve_locustfile(own)
+
+
+def run_classes(spec: DrillSpec) -> tuple[str, ...]:
+    """`classes_of` the drill's own target (empty when it cannot be resolved: the run will
+    say why)."""
+    try:
+        return classes_of(spec, for_spec(spec))
+    except SpecError:
+        return ()
+
+
+def classes_of(spec: DrillSpec, target: Target) -> tuple[str, ...]:
+    """The run's operation classes in report order: the target's, else the drill's
+    ``load.classes`` values (first seen first), else none known ahead (the requests' names)."""
+    if target.info.classes:
+        return tuple(target.info.classes)
+    return tuple(dict.fromkeys((spec.load.classes or {}).values()))
+
+
+def load_config(spec: DrillSpec, *, host: str, record_dir: Path, target: Target) -> LoadConfig:
     """The load as the drill file asks for it: rate and users, the client's timeout and retries,
-    the hot videos, and write bursts centred on every scheduled injection (and revert, with
+    the hot keys, and write bursts centred on every scheduled injection (and revert, with
     ``burst.at_revert``) - the instants where a DR bug loses data."""
     load = spec.load
     bursts = (spec.timeline.injection_offsets(at_revert=load.burst.at_revert)
               if load.burst.multiplier > 1 else ())
     return LoadConfig(
-        locustfile=resolve_locustfile(load.locustfile), host=host, users=load.users,
+        locustfile=locustfile_for(spec, target), host=host, users=load.users,
         rate=load.rate, timeout_s=load.timeout, record_dir=record_dir, bursts=bursts,
         burst_multiplier=load.burst.multiplier, burst_width_s=load.burst.width,
-        retries=load.retries, hot_videos=load.hot.videos, hot_share=load.hot.share,
+        retries=load.retries, hot_keys=load.hot.keys, hot_share=load.hot.share,
+        classes=dict(load.classes or {}) or None,
     )
 
 

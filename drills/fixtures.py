@@ -11,7 +11,7 @@ A ten-line drill::
             drill_load.wait(5)
         drill_load.wait(8)                                  # settle: recovery is measured here
         drill_load.stop()
-        assert_recovered(drill_load.timeline(), outage, within={"upload": 10, "feed": 5})
+        assert_recovered(drill_load.timeline(), outage, within={"write": 10, "read": 5})
         assert_no_lost_writes(drill_load.history(), final_read(drill_stack))
 
 The checks are the engine's own pure checks (`drills.checks`) on the load's records; an
@@ -31,14 +31,15 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
+from typing import Any
 
 import yaml
 
-from drills import readback
 from drills.chaos import ActiveFault
 from drills.checks import (
     AnalysisParams,
@@ -52,10 +53,11 @@ from drills.checks.buckets import Series, p95, series_by_class
 from drills.errors import LoadError, SpecError, StackError
 from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
-from drills.model import OP_CLASSES, CheckResult, FaultRecord, FinalRead, Op, Request, StoreSnapshot
+from drills.model import CheckResult, FaultRecord, FinalRead, Op, Request, StoreSnapshot
 from drills.spec import DrillSpec
-from drills.spec.models import KnobValue
 from drills.stack.base import Stack
+from drills.targets import for_spec
+from drills.targets.base import Target
 
 log = logging.getLogger("drills")
 
@@ -67,33 +69,50 @@ TEST_PARAMS = AnalysisParams(hold_s=2.0)
 
 @dataclass(frozen=True, slots=True)
 class StackOptions:
-    """Which stack the session runs: the provider, ClipStream knobs (``stack.config`` keys of a
-    drill file, e.g. ``{"fsync": "never"}``, ``bugs`` a tuple of names), and for docker an
-    optional compose file."""
+    """Which stack the session runs: the provider, the target's knobs (``stack.config`` keys of
+    a drill file, e.g. ``{"fsync": "never"}``), or the system of a ``drill`` file (your own
+    Compose stack or local processes: its ``stack`` section is used, with ``config`` on top)."""
 
     provider: str = "local"
-    config: Mapping[str, KnobValue] = field(default_factory=dict)
-    compose: Path | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    drill: Path | None = None
 
     def as_spec(self) -> DrillSpec:
         """These options as the stack section of a drill (validated like one: `SpecError`)."""
-        from drills.catalog import parse_drill
+        from drills.catalog import load_drill, parse_drill
 
-        stack: dict[str, object] = {"provider": self.provider, "config": dict(self.config)}
-        if self.compose is not None:
-            stack["compose"] = str(Path(self.compose).resolve())
+        sets = [f"stack.provider={self.provider}"] + [
+            f"stack.config.{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+            for k, v in self.config.items()]
+        if self.drill is not None:
+            return load_drill(Path(self.drill), sets=sets)
         raw = {"drill": "pytest-session", "description": "the stack of a pytest session",
-               "stack": stack, "timeline": {"baseline": 1}}
+               "stack": {"provider": self.provider, "config": dict(self.config)},
+               "timeline": {"baseline": 1}}
         return parse_drill(yaml.safe_dump(raw), source="drill_stack_options")
+
+
+#: The target of every stack a session opened (`final_read` and `BackgroundLoad` ask it).
+_TARGETS: weakref.WeakKeyDictionary[Any, Target] = weakref.WeakKeyDictionary()
+
+
+def target_of(stack: Stack) -> Target:
+    """The target ``stack`` runs (`StackError` for a stack no session opened)."""
+    try:
+        return _TARGETS[stack]
+    except (KeyError, TypeError):
+        raise StackError("this stack was not opened by open_session: its target is unknown "
+                         "(pass target=)") from None
 
 
 @dataclass(frozen=True, slots=True)
 class StackSession:
-    """A running stack and the directory (and ledger) of the session using it."""
+    """A running stack, its target, and the directory (and ledger) of the session using it."""
 
     stack: Stack
     dir: Path
     ledger: Ledger
+    target: Target
 
 
 def fresh_dir(root: Path, name: str) -> Path:
@@ -126,6 +145,7 @@ def open_session(options: StackOptions, *, root: Path, keep: bool = False
     from drills.stack.open import open_stack
 
     spec = options.as_spec()
+    target = for_spec(spec, options.provider)
     root = Path(root).resolve()
     session_dir = fresh_dir(root, f"pytest-{time.strftime('%Y%m%d-%H%M%S')}")
     for line in rollback_stale(root, exclude=session_dir):
@@ -134,18 +154,27 @@ def open_session(options: StackOptions, *, root: Path, keep: bool = False
         lifecycle.enter_context(sigterm_as_interrupt())
         try:
             stack = lifecycle.enter_context(open_stack(
-                spec, provider=options.provider, work_dir=session_dir / "stack", keep=keep))
+                spec, provider=options.provider, work_dir=session_dir / "stack", keep=keep,
+                target=target))
         except ImportError as exc:  # the docker provider's module or the Docker SDK is missing
             raise StackError(f"the {options.provider} provider is not available: {exc}") \
                 from exc
-        yield StackSession(stack=stack, dir=session_dir, ledger=Ledger(session_dir))
+        _TARGETS[stack] = target
+        yield StackSession(stack=stack, dir=session_dir, ledger=Ledger(session_dir),
+                           target=target)
 
 
-def final_read(stack: Stack, *, quiesce: float = 15.0) -> FinalRead:
-    """Wait (at most ``quiesce`` s) for the stores to converge, then read every video and counter
-    from each store directly. Stop the load first: a store still taking writes never settles."""
-    readback.wait_converged(stack.store_urls, timeout=quiesce)
-    return readback.final_read(stack.store_urls)
+def final_read(stack: Stack, *, quiesce: float = 15.0, target: Target | None = None
+               ) -> FinalRead:
+    """Wait (at most ``quiesce`` s) for the stores to converge, then read every key and counter
+    from each store directly. Stop the load first: a store still taking writes never settles.
+    `StackError` when the target has no data contract (there is nothing to read)."""
+    target = target or target_of(stack)
+    target.wait_converged(stack, timeout=quiesce)
+    final = target.final_read(stack)
+    if final is None:
+        raise StackError(f"target {target.info.name} has no final-read contract (stack.data)")
+    return final
 
 
 # -- background load ------------------------------------------------------------------------------
@@ -153,12 +182,12 @@ def final_read(stack: Stack, *, quiesce: float = 15.0) -> FinalRead:
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
     """The load of one test (``@pytest.mark.drill_load(users=..., rate=...)``): Locust users,
-    total requests/s, client timeout (s), and the locustfile (``clipstream`` or a path)."""
+    total requests/s, client timeout (s), and the locustfile (a path; None: the target's)."""
 
     users: int = 8
     rate: float = 40.0
     timeout: float = 1.5
-    locustfile: str = "clipstream"
+    locustfile: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("users", "rate", "timeout"):
@@ -215,16 +244,18 @@ class RequestTimeline:
     requests: tuple[Request, ...]
     started_at: float
     stopped_at: float | None
+    classes: tuple[str, ...] = ()  # the target's classes, in report order (empty: as seen)
 
     def series(self, bucket_s: float = 0.25) -> tuple[Series, ...]:
         """Requests/s, success rate and p95 per class over time (`series_by_class`)."""
-        return series_by_class(self.requests, bucket_s=bucket_s, origin=self.started_at)
+        return series_by_class(self.requests, bucket_s=bucket_s, origin=self.started_at,
+                               classes=self.classes or None)
 
 
 @dataclass(frozen=True, slots=True)
 class History:
     """The load's operation history, with what the stores held before it started
-    (``preexisting`` video ids, and the ``initial`` snapshot for counter baselines)."""
+    (``preexisting`` keys, and the ``initial`` snapshot for counter baselines)."""
 
     ops: tuple[Op, ...]
     preexisting: frozenset[str] = frozenset()
@@ -240,8 +271,9 @@ class BackgroundLoad:
     """
 
     def __init__(self, stack: Stack, *, record_dir: Path, options: LoadOptions | None = None,
-                 poll_s: float = 0.1) -> None:
+                 poll_s: float = 0.1, target: Target | None = None) -> None:
         self.stack = stack
+        self.target = target or target_of(stack)
         self.options = options or LoadOptions()
         self.record_dir = Path(record_dir)
         self._poll_s = poll_s
@@ -250,10 +282,16 @@ class BackgroundLoad:
         self._stopped_at: float | None = None
 
     def __enter__(self) -> BackgroundLoad:
-        self._initial = readback.final_read(self.stack.store_urls).authoritative
+        before = self.target.final_read(self.stack)
+        self._initial = before.authoritative if before is not None else None
         o = self.options
+        own = self.target.locustfile()
+        if o.locustfile is None and own is None:
+            raise SpecError("the target ships no load: give drill_load a locustfile",
+                            source="drill_load", field="locustfile")
         runner = LoadRunner(LoadConfig(
-            locustfile=resolve_locustfile(o.locustfile), host=self.stack.api_url,
+            locustfile=resolve_locustfile(o.locustfile or str(own)),
+            host=self.target.entry_url(self.stack),
             record_dir=self.record_dir, users=o.users, rate=float(o.rate), timeout_s=o.timeout,
         ))
         self._runner = runner.__enter__()
@@ -296,11 +334,12 @@ class BackgroundLoad:
     def timeline(self) -> RequestTimeline:
         """Every request so far (all of them after `stop`)."""
         runner = self._live()
-        return RequestTimeline(tuple(runner.requests()), runner.started_at, self._stopped_at)
+        return RequestTimeline(tuple(runner.requests()), runner.started_at, self._stopped_at,
+                               tuple(self.target.info.classes or ()))
 
     def history(self) -> History:
         """Every operation so far (all of them after `stop`), with the stores' prior contents."""
-        pre = frozenset(self._initial.videos) if self._initial else frozenset()
+        pre = frozenset(self._initial.keys) if self._initial else frozenset()
         return History(tuple(self._live().history()), pre, self._initial)
 
     def stats(self) -> LoadStats:
@@ -347,9 +386,6 @@ def assert_recovered(timeline: RequestTimeline, fault: FaultRecord | ActiveFault
     problems = []
     for op, limit in limits.items():
         got = measured.get(op)
-        if op not in OP_CLASSES:
-            raise SpecError(f"unknown operation class {op!r} (classes: {', '.join(OP_CLASSES)})",
-                            source="assert_recovered")
         if got is None:
             problems.append(f"{op}: not measured (no requests before the fault)")
         elif got > limit:
@@ -375,14 +411,14 @@ def _verdict(result: CheckResult) -> CheckResult:
 
 
 def assert_no_lost_writes(history: History, final: FinalRead, *, allowed: int = 0) -> CheckResult:
-    """Every acknowledged upload is in the final read, and nothing unexpected is
+    """Every acknowledged write is in the final read, and nothing unexpected is
     (`drills.checks.check_acked_writes`)."""
     return _verdict(check_acked_writes(history.ops, final=final, preexisting=history.preexisting,
                                        allowed_lost=allowed))
 
 
 def assert_counters_exact(history: History, final: FinalRead) -> CheckResult:
-    """Every view/like counter lies within [acked, acked + indeterminate] increments, and no read
+    """Every counter lies within [acked, acked + indeterminate] increments, and no read
     saw 0 after increments were acknowledged (`check_counters`, `check_zero_reads`)."""
     _verdict(check_zero_reads(history.ops))
     return _verdict(check_counters(history.ops, final=final, preexisting=history.preexisting,
@@ -413,4 +449,5 @@ __all__ = [
     "load_stats",
     "open_session",
     "rto",
+    "target_of",
 ]

@@ -424,12 +424,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_gameday(args: argparse.Namespace, console: Console) -> int:
     """``drill gameday``: run with a live view per drill, print the summary; the exit code."""
+    from drills.engine import run_classes
     from drills.live import LiveView
 
     out = args.out or Path("runs") / f"gameday-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_gameday(args.drills, provider=args.provider, out=out,
                          junit=args.junit or Path(out) / "junit.xml",
-                         sets=args.sets, watch=lambda spec: LiveView(spec.drill, console),
+                         sets=args.sets, watch=lambda spec: LiveView(spec.drill, console,
+                                                          classes=run_classes(spec)),
                          log=lambda line: console.print(line, highlight=False))
     console.print(summary_table(result))
     console.print(f"game day: exit {result.exit_code} · {result.index} · {result.junit}",

@@ -2,9 +2,9 @@
 
 A run turns SIGTERM into KeyboardInterrupt (`sigterm_as_interrupt`) so that both take the path
 Ctrl-C takes: every fault reverted, the stack torn down. That teardown itself must not be cut
-short by an impatient second Ctrl-C (it once left three ClipStream nodes up): `Teardown` wraps a
-resource so that its exit runs with interrupts noted, not raised (`deferred_interrupts`), and
-raises the noted one afterwards. Main thread only: signal handlers can be installed nowhere else.
+short by an impatient second Ctrl-C (it once left three nodes up): `Teardown` wraps a resource
+so that its exit runs with interrupts noted, not raised (`deferred_interrupts`), and raises the
+noted one afterwards. Main thread only: signal handlers can be installed nowhere else.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any
 
 from drills import __version__
 from drills.errors import Aborted, DrillsError
-from drills.model import CheckResult, FaultRecord
+from drills.model import CheckResult, FaultRecord, jsonable
 
 JOURNAL_FILE = "journal.json"
 
@@ -98,6 +98,8 @@ class Journal:
     checks: list[CheckResult] = field(default_factory=list)
     error: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    classes: tuple[str, ...] = ()  # the run's operation classes, in report order
 
     @classmethod
     def start(cls, spec: Any, *, provider: str) -> Journal:
@@ -105,6 +107,7 @@ class Journal:
             drill=spec.drill, description=spec.description, provider=provider,
             expect=spec.expect, spec=spec.model_dump(mode="json", by_alias=True),
             started_at=time.time(), environment=environment(),
+            target=spec.stack.target_name,
         )
 
     def enter(self, phase: PhaseRecord) -> None:
@@ -139,12 +142,9 @@ class Journal:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["faults"] = [f.to_dict() for f in self.faults]
-        d["checks"] = [
-            {"name": c.name, "passed": c.passed, "summary": c.summary,
-             "metrics": _jsonable(c.metrics), "findings": list(c.findings)}
-            for c in self.checks
-        ]
-        d["metrics"] = _jsonable(self.metrics)
+        d["checks"] = [c.to_dict() for c in self.checks]
+        d["classes"] = list(self.classes)
+        d["metrics"] = jsonable(self.metrics)
         return d
 
     def write(self, run_dir: Path) -> Path:
@@ -153,19 +153,6 @@ class Journal:
         tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False))
         tmp.replace(path)
         return path
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values from metrics (frozensets and tuples become sorted lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (set, frozenset)):
-        return sorted(_jsonable(v) for v in value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    return value
 
 
 def environment() -> dict[str, str]:

@@ -1,5 +1,8 @@
-"""The live terminal view of a running drill (rich): phase, elapsed time, faults in force, and
-requests/s and errors per operation class over the last second.
+"""The live terminal display of a running drill (rich): phase, elapsed time, faults in force,
+and requests/s and errors per operation class over the last second.
+
+The classes shown are the run's (the target's, given to `LiveView`), or, when none are given,
+the classes of the requests seen so far in first-seen order.
 
 On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints one line per phase and
 fault change and a rate line every few seconds.
@@ -16,16 +19,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from drills.model import OP_CLASSES, Request
+from drills.model import Request
 
 WINDOW_S = 1.0
 
 
 class LiveView:
-    """An `Observer` that draws the run. Use as a context manager around the run."""
+    """An `Observer` that draws the run. Use as a context manager around the run.
 
-    def __init__(self, drill: str, console: Console | None = None) -> None:
+    ``classes``: the operation classes to show, in order; None or empty: every class seen.
+    """
+
+    def __init__(self, drill: str, console: Console | None = None, *,
+                 classes: Sequence[str] | None = None) -> None:
         self.drill = drill
+        self.classes: dict[str, None] = dict.fromkeys(classes or ())
         self.console = console or Console()
         self.started = time.time()
         self.phase_name = "starting"
@@ -69,6 +77,8 @@ class LiveView:
 
     def requests(self, batch: Sequence[Request], t: float) -> None:
         self.recent.extend(batch)
+        for r in batch:
+            self.classes.setdefault(r.op, None)
         while self.recent and self.recent[0].t < t - WINDOW_S - 2.0:
             self.recent.popleft()
         if self._live is None and t - self._last_line >= 5.0:
@@ -84,7 +94,7 @@ class LiveView:
         # requests are logged when they end, so measure the window that ended a moment ago
         lo, hi = now - WINDOW_S - 1.0, now - 1.0
         out: dict[str, tuple[float, float]] = {}
-        for op in OP_CLASSES:
+        for op in self.classes:
             sel = [r for r in self.recent if r.op == op and lo <= r.t < hi]
             out[op] = (len(sel) / WINDOW_S, sum(not r.ok for r in sel) / WINDOW_S)
         return out

@@ -1,5 +1,10 @@
 """Typed records that cross module boundaries: requests, history operations, faults, final reads,
-check results.
+check results and their typed evidence.
+
+The data vocabulary is generic (any system): a history writes keys (``f="write"``), increments
+named counters of keys (``f="incr"``), and reads keys' counters (``f="read"``); a final read
+holds each store's keys and counters. Which operation classes a run has is not known here: the
+target (or the drill file, or the requests seen) says.
 
 All times are wall-clock Unix seconds (``time.time()``) so that records written by separate
 processes (Locust workers, the engine, the fault injector) share one clock on one machine.
@@ -10,18 +15,84 @@ the JSON-lines files of a run directory (``requests.jsonl``, ``history.jsonl``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, TypeVar
 
 from drills.errors import SpecError
 
-#: Operation classes a request belongs to (one RTO per class).
-OP_CLASSES: tuple[str, ...] = ("upload", "feed", "view", "like", "search", "stats")
-
 OpType = Literal["invoke", "ok", "fail", "info"]
-OpF = Literal["upload", "view", "like", "read"]
+OpF = Literal["write", "incr", "read"]
+OP_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
+OP_FS: frozenset[str] = frozenset({"write", "incr", "read"})
+
+
+class Counts(Mapping[str, int]):
+    """A read-only, hashable mapping counter name -> value (what one read saw of one key).
+
+    `Op` stays hashable (records are compared and put in sets) because its ``counts`` and
+    ``items`` hold `Counts`, never a plain dict: `Op.__post_init__` converts what it is given.
+    Equal to any mapping with the same items (``Counts({"hits": 3}) == {"hits": 3}``); its
+    hash is that of its items as a frozenset, so order does not matter. Iteration keeps the
+    order it was given (JSON keeps it too).
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
+        pairs = data.items() if isinstance(data, Mapping) else data
+        self._data: dict[str, int] = {}
+        for name, value in pairs:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"counter {name!r} must be an integer, got {value!r}")
+            self._data[str(name)] = value
+        self._hash: int | None = None
+
+    def __getitem__(self, name: str) -> int:
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Counts({self._data!r})"
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self._data)
+
+
+Item = tuple[str, Counts]
+
+
+def _counts(value: Mapping[str, int] | None) -> Counts | None:
+    return None if value is None or isinstance(value, Counts) else Counts(value)
+
+
+def _items(value: Iterable[tuple[str, Mapping[str, int]]] | None) -> tuple[Item, ...] | None:
+    if value is None:
+        return None
+    out: list[Item] = []
+    for pair in value:
+        key, counts = pair
+        if not isinstance(counts, Mapping):
+            raise TypeError(f"item {key!r}: counts must be an object, got {counts!r}")
+        out.append((str(key), counts if isinstance(counts, Counts) else Counts(counts)))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +100,9 @@ class Request:
     """One user-facing request as the load saw it (one line of ``requests.jsonl``).
 
     ``t`` is the start time, ``duration`` seconds until the answer or the error, ``op`` the
-    operation class, ``status`` the HTTP status (0 when no response arrived), ``error`` a short
-    reason when ``ok`` is false.
+    operation class (free text: the target's classes, or a custom system's request names
+    mapped by ``load.classes``), ``status`` the HTTP status (0 when no response arrived),
+    ``error`` a short reason when ``ok`` is false.
     """
 
     t: float
@@ -55,6 +127,16 @@ class Request:
         )
 
 
+def classes_of(
+    requests: Iterable[Request], classes: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The operation classes of a run: ``classes`` when given (non-empty), else the classes of
+    ``requests`` in first-seen order. Pure."""
+    if classes:
+        return tuple(classes)
+    return tuple(dict.fromkeys(r.op for r in requests))
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     """One entry of a Jepsen-style history (one line of ``history.jsonl``).
@@ -62,19 +144,25 @@ class Op:
     Every write is recorded twice: an ``invoke`` before it is sent, then its completion with the
     same ``id``: ``ok`` (acknowledged), ``fail`` (definitely not applied: refused before sending or
     a 4xx), or ``info`` (indeterminate: timeout, reset, 5xx after sending). Reads (``f="read"``)
-    record the counters they saw in ``views``/``likes`` on ``ok``.
+    record the counters they saw in ``counts`` (or ``items``) on ``ok``.
 
     - ``process``: the logical client (worker pid + user number), sequential within itself.
-    - ``f``: ``upload`` (``video`` is the client-generated video id, ``id`` the same id),
-      ``view``/``like`` (one increment of ``video``, ``id`` the client op id), ``read``.
-    - ``epoch``/``store``: which store acknowledged, under which epoch (from the response), when
-      known: used by the split-brain check.
-    - ``attempt``: the client's attempt number for this ``id`` (1 = first send). A client that
-      got an indeterminate answer retries with the same id (an idempotency key), and each
-      retry is its own invoke/completion pair with ``attempt`` 2, 3, ...; None = not recorded.
+    - ``f``: ``write`` (key ``key`` is created or written; judged by the set check),
+      ``incr`` (one increment of counter ``counter`` of ``key``; judged by the counter bounds
+      check), ``read`` (a read of ``key``'s counters, or a list read with ``items``).
+    - ``id``: the client-generated op id (an idempotency key: every attempt carries it).
+    - ``counts``: on an ok read of ``key``, counter name -> value seen (`Counts`).
+    - ``items``: a list read's counters, ``(key, counts)`` per item shown (``key`` is then
+      None); the zero-read check judges each item as a read of that key.
+    - ``epoch``/``store``: which store acknowledged, under which epoch, when known: used by the
+      split-brain check.
+    - ``attempt``: the client's attempt number for this ``id`` (1 = first send); each retry is
+      its own invoke/completion pair with ``attempt`` 2, 3, ...; None = not recorded.
     - ``degraded``: a read answered by a non-primary (allowed to be stale); None = unknown.
-    - ``items``: a feed or search read's counters, ``(video, views, likes)`` per item shown
-      (``video`` is then None); the zero-read check judges each item like a stats read.
+
+    JSON: ``{"f":"incr","key":"v1","counter":"hits",...}``,
+    ``{"f":"read","key":"v1","counts":{"hits":3}}``, ``"items":[["v1",{"hits":3}], ...]``.
+    Hashable: ``counts`` and ``items`` are converted to `Counts` on construction.
     """
 
     process: str
@@ -82,32 +170,48 @@ class Op:
     f: OpF
     id: str
     time: float
-    video: str | None = None
-    views: int | None = None
-    likes: int | None = None
+    key: str | None = None
+    counter: str | None = None
+    counts: Counts | None = None
     epoch: int | None = None
     store: str | None = None
     error: str | None = None
     attempt: int | None = None
     degraded: bool | None = None
-    items: tuple[tuple[str, int, int], ...] | None = None
+    items: tuple[Item, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in OP_TYPES:
+            raise ValueError(f"op type must be invoke|ok|fail|info, got {self.type!r}")
+        if self.f not in OP_FS:
+            raise ValueError(f"op f must be write|incr|read, got {self.f!r}")
+        if self.counts is not None and not isinstance(self.counts, Counts):
+            object.__setattr__(self, "counts", _counts(self.counts))
+        if self.items is not None:
+            object.__setattr__(self, "items", _items(self.items))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is not None:
+                d[f.name] = v
+        if self.counts is not None:
+            d["counts"] = self.counts.to_dict()
         if self.items is not None:
-            d["items"] = [list(i) for i in self.items]
+            d["items"] = [[k, c.to_dict()] for k, c in self.items]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Op:
-        if d.get("type") not in ("invoke", "ok", "fail", "info"):
-            raise ValueError(f"op type must be invoke|ok|fail|info, got {d.get('type')!r}")
-        if d.get("f") not in ("upload", "view", "like", "read"):
-            raise ValueError(f"op f must be upload|view|like|read, got {d.get('f')!r}")
+        """Parse one history line. Raises `ValueError`/`TypeError`/`KeyError` for a line that
+        is not an op (unknown ``type`` or ``f``, an ``incr`` invoke without ``counter``)."""
+        if d.get("f") == "incr" and d["type"] == "invoke" and not d.get("counter"):
+            raise ValueError("an incr invoke must name its counter")
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
-        if kw.get("items") is not None:
-            kw["items"] = tuple((str(v), int(a), int(b)) for v, a, b in kw["items"])
+        if kw.get("counts") is not None and not isinstance(kw["counts"], Mapping):
+            raise TypeError(f"counts must be an object, got {kw['counts']!r}")
         return cls(**kw)
 
 
@@ -138,19 +242,53 @@ class FaultRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoreSnapshot:
-    """What one store held at the final read: every video id and every counter.
+    """What one store held at the final read: every key and every counter of every key.
 
-    ``reachable`` false means the read failed (then the sets are empty and must not be trusted).
+    ``keys`` are the keys written (set check); ``counters`` maps key -> counter -> value (a
+    counter missing reads as 0, see `count`). ``reachable`` false means the read failed (then
+    both are empty and must not be trusted; ``error`` says why).
     """
 
     name: str
     reachable: bool
     role: str | None = None
     epoch: int | None = None
-    videos: frozenset[str] = frozenset()
-    views: Mapping[str, int] = field(default_factory=dict)
-    likes: Mapping[str, int] = field(default_factory=dict)
+    keys: frozenset[str] = frozenset()
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     error: str | None = None
+
+    def count(self, key: str, counter: str) -> int:
+        """The value of ``counter`` of ``key`` (0 when the store has none)."""
+        return int(self.counters.get(key, {}).get(counter, 0))
+
+    def counter_names(self) -> frozenset[str]:
+        """Every counter name this snapshot holds for any key."""
+        return frozenset(c for cs in self.counters.values() for c in cs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "reachable": self.reachable, "role": self.role,
+                "epoch": self.epoch, "keys": sorted(self.keys),
+                "counters": {k: dict(cs) for k, cs in self.counters.items()},
+                "error": self.error}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StoreSnapshot:
+        """Inverse of `to_dict`; ``keys``/``counters``/``role``/``epoch``/``error`` optional.
+        Raises `ValueError`/`TypeError`/`KeyError` for a malformed snapshot."""
+        keys = d.get("keys") or []
+        counters = d.get("counters") or {}
+        if not isinstance(keys, list | tuple) or not isinstance(counters, Mapping):
+            raise TypeError("keys must be a list and counters an object")
+        epoch = d.get("epoch")
+        return cls(
+            name=str(d["name"]), reachable=bool(d.get("reachable", True)),
+            role=None if d.get("role") is None else str(d["role"]),
+            epoch=None if epoch is None else int(epoch),
+            keys=frozenset(str(k) for k in keys),
+            counters={str(k): {str(c): int(v) for c, v in dict(cs).items()}
+                      for k, cs in counters.items()},
+            error=None if d.get("error") is None else str(d["error"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +307,142 @@ class FinalRead:
         snap = self.store(self.primary) if self.primary else None
         return snap if snap is not None and snap.reachable else None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"primary": self.primary, "stores": [s.to_dict() for s in self.stores]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FinalRead:
+        primary = d.get("primary")
+        return cls(primary=None if primary is None else str(primary),
+                   stores=tuple(StoreSnapshot.from_dict(s) for s in d.get("stores") or ()))
+
 
 Verdict = bool | None  # True pass, False fail, None unknown (could not be decided)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+@dataclass(frozen=True, slots=True)
+class LostWrite:
+    """Evidence: an acknowledged write whose key the authoritative final read does not have.
+
+    ``acked_at``/``invoked_at`` are wall-clock times (None when not recorded); ``store`` and
+    ``epoch`` say who acknowledged it, when the load recorded that.
+    """
+
+    kind: ClassVar[str] = "lost_write"
+
+    key: str
+    id: str
+    acked_at: float | None
+    invoked_at: float | None = None
+    store: str | None = None
+    epoch: int | None = None
+
+    def describe(self) -> str:
+        """The finding line of this lost write (wall-clock times as `drills.checks.findings`)."""
+        where = f" by {self.store} epoch {self.epoch}" if self.store is not None else ""
+        return (f"lost acked write {self.key}: acked at {_at(self.acked_at)}{where} "
+                f"(invoked {_at(self.invoked_at)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LostWrite:
+        return cls(key=str(d["key"]), id=str(d.get("id", d["key"])),
+                   acked_at=_opt_float(d.get("acked_at")),
+                   invoked_at=_opt_float(d.get("invoked_at")),
+                   store=_opt_str(d.get("store")), epoch=_opt_int(d.get("epoch")))
+
+
+@dataclass(frozen=True, slots=True)
+class Rto:
+    """Evidence: the recovery of one operation class after one fault (`drills.checks.rto`).
+
+    ``rto_s`` is None when not recovered or not measured; `measured` is false when the class
+    had no baseline traffic (then ``threshold`` and ``baseline_rate`` are None). Times in
+    seconds relative to the fault's injection; ``bucket_s`` is the bucket width actually used
+    (the measurement's resolution). ``failback`` is true when an outage began after the
+    revert; ``failback_s`` is its recovery time from the revert (None if it never recovered,
+    or there was none). ``stall_s`` is the longest stall's recovery time, None if none.
+    """
+
+    kind: ClassVar[str] = "rto"
+
+    op: str
+    fault_id: str
+    rto_s: float | None
+    recovered: bool
+    first_error_s: float | None
+    first_success_s: float | None
+    below_s: float
+    threshold: float | None
+    baseline_rate: float | None
+    baseline_per_bucket: float
+    bucket_s: float
+    failback: bool = False
+    failback_s: float | None = None
+    reverted_s: float | None = None
+    stall_s: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        """True when the class had baseline traffic, so the RTO means something."""
+        return self.baseline_rate is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rto:
+        return cls(
+            op=str(d["op"]), fault_id=str(d["fault_id"]), rto_s=_opt_float(d.get("rto_s")),
+            recovered=bool(d["recovered"]), first_error_s=_opt_float(d.get("first_error_s")),
+            first_success_s=_opt_float(d.get("first_success_s")),
+            below_s=float(d.get("below_s", 0.0)), threshold=_opt_float(d.get("threshold")),
+            baseline_rate=_opt_float(d.get("baseline_rate")),
+            baseline_per_bucket=float(d.get("baseline_per_bucket", 0.0)),
+            bucket_s=float(d["bucket_s"]), failback=bool(d.get("failback", False)),
+            failback_s=_opt_float(d.get("failback_s")),
+            reverted_s=_opt_float(d.get("reverted_s")), stall_s=_opt_float(d.get("stall_s")),
+        )
+
+
+#: Typed evidence a `CheckResult` may carry.
+Evidence = LostWrite | Rto
+E = TypeVar("E", LostWrite, Rto)
+#: Evidence kind (its ``"kind"`` in JSON) -> its class, for `CheckResult.from_dict`.
+EVIDENCE_KINDS: Mapping[str, type[LostWrite] | type[Rto]] = MappingProxyType(
+    {LostWrite.kind: LostWrite, Rto.kind: Rto})
+
+
+def _at(t: float | None) -> str:
+    return "?" if t is None else f"{t:.3f}"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values from metrics: mappings with string keys, frozensets and sets as
+    sorted lists, tuples as lists, NaN as None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +451,10 @@ class CheckResult:
 
     ``passed`` is True, False, or None when the check could not decide (e.g. no final read).
     ``metrics`` holds the numbers the check measured (names as in the journal's ``metrics``);
-    ``findings`` lists human-readable evidence (each lost id, each counter out of bounds, ...).
+    ``findings`` lists human-readable lines (bounded); ``evidence`` the typed records behind
+    them that reports render (`LostWrite` per lost write, `Rto` per class and fault), never
+    parsed back from the lines. `to_dict`/`from_dict` are its only (de)serialisers
+    (``from_dict(to_dict(r)) == r`` up to metrics becoming plain JSON).
     """
 
     name: str
@@ -187,6 +462,67 @@ class CheckResult:
     summary: str
     metrics: Mapping[str, Any] = field(default_factory=dict)
     findings: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+
+    def of(self, kind: type[E]) -> tuple[E, ...]:
+        """The evidence records of one class, in order."""
+        return tuple(e for e in self.evidence if isinstance(e, kind))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: metrics through `jsonable`, evidence as objects with their ``kind``."""
+        return {"name": self.name, "passed": self.passed, "summary": self.summary,
+                "metrics": jsonable(self.metrics), "findings": list(self.findings),
+                "evidence": [e.to_dict() for e in self.evidence]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
+        """Inverse of `to_dict`. Raises `SpecError` whose ``field`` names what is wrong
+        (``passed``, ``findings[2]``, ``evidence[0].kind``, ...) for malformed input."""
+        if not isinstance(d, Mapping):
+            raise SpecError(f"expected an object, got {type(d).__name__}")
+        name, summary = _need(d, "name", str), _need(d, "summary", str)
+        passed = d.get("passed")
+        if passed is not None and not isinstance(passed, bool):
+            raise SpecError(f"expected true, false or null, got {passed!r}", field="passed")
+        metrics = d.get("metrics", {})
+        if not isinstance(metrics, Mapping):
+            raise SpecError(f"expected an object, got {type(metrics).__name__}", field="metrics")
+        findings = _list(d, "findings")
+        for i, f in enumerate(findings):
+            if not isinstance(f, str):
+                raise SpecError(f"expected a string, got {type(f).__name__}",
+                                field=f"findings[{i}]")
+        return cls(name=name, passed=passed, summary=summary, metrics=dict(metrics),
+                   findings=tuple(findings),
+                   evidence=tuple(_evidence(e, f"evidence[{i}]")
+                                  for i, e in enumerate(_list(d, "evidence"))))
+
+
+def _need(d: Mapping[str, Any], key: str, kind: type) -> Any:
+    if key not in d:
+        raise SpecError("missing", field=key)
+    if not isinstance(d[key], kind):
+        raise SpecError(f"expected {kind.__name__}, got {type(d[key]).__name__}", field=key)
+    return d[key]
+
+
+def _list(d: Mapping[str, Any], key: str) -> list[Any]:
+    raw = d.get(key, [])
+    if not isinstance(raw, list):
+        raise SpecError(f"expected a list, got {type(raw).__name__}", field=key)
+    return raw
+
+
+def _evidence(e: Any, where: str) -> Evidence:
+    kind = EVIDENCE_KINDS.get(str(e.get("kind"))) if isinstance(e, Mapping) else None
+    if kind is None:
+        raise SpecError(f"expected an object whose kind is one of {', '.join(EVIDENCE_KINDS)}",
+                        field=f"{where}.kind")
+    try:
+        return kind.from_dict(e)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"malformed {kind.kind}: {type(exc).__name__}: {exc}",
+                        field=where) from exc
 
 
 T = TypeVar("T", Request, Op)

@@ -15,13 +15,14 @@ Ctrl-C during a drill reverts its faults, then stops the session.
 **Options.** ``--drills-provider local|docker`` (default: each drill file's own provider, which
 is local unless it says docker; the fixtures' stack: local), ``--drills-out DIR`` (run and
 session directories; default ``<rootdir>/runs``), ``--drills-keep`` (leave stacks running).
-Ini options for the fixtures' stack: ``drills_compose`` (a Compose file; makes docker the
-default) and ``drills_stack_config`` (ClipStream knobs, ``KEY=VALUE`` lines).
+Ini options for the fixtures' stack: ``drills_drill`` (a drill file whose ``stack`` section
+describes your system: a Compose file or local processes; default: the default target) and
+``drills_stack_config`` (the target's knobs, ``KEY=VALUE`` lines).
 
 **Fixtures** (the helpers are in `drills.fixtures` and `drills.chaos`):
 
 - ``drill_stack_options`` (session): a `drills.fixtures.StackOptions`; override it in a
-  ``conftest.py`` to set ClipStream knobs or, with docker, a compose file.
+  ``conftest.py`` to set the target's knobs or name a drill file describing your system.
 - ``drill_stack`` (session): the running `drills.stack.base.Stack`, torn down at the end.
 - ``chaos`` (function): a `drills.chaos.Chaos` (``with chaos.power_down("dc-east"):``); every
   fault is reverted and the stack healthy again after the test.
@@ -93,11 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="directory for run and session directories (default: <rootdir>/runs)")
     group.addoption("--drills-keep", action="store_true",
                     help="leave stacks running after drills and sessions")
-    parser.addini("drills_compose", type="string", default="",
-                  help="drill_stack: a Compose file (relative to rootdir) for the docker "
-                       "provider; setting it makes docker the default provider")
+    parser.addini("drills_drill", type="string", default="",
+                  help="drill_stack: a drill file (relative to rootdir) whose stack section "
+                       "describes the system (its provider is the default provider)")
     parser.addini("drills_stack_config", type="linelist", default=[],
-                  help="drill_stack: ClipStream knobs, one KEY=VALUE a line (e.g. fsync=never)")
+                  help="drill_stack: the target's knobs, one KEY=VALUE a line (e.g. "
+                       "fsync=never)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -270,17 +272,34 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def drill_stack_options(pytestconfig: pytest.Config) -> StackOptions:
     """The stack the session's tests share: ``--drills-provider`` and the ini options
-    ``drills_compose`` and ``drills_stack_config`` (or override this fixture in a conftest.py).
-    A compose file makes docker the default; ``--drills-provider local`` ignores it."""
-    from drills.catalog import parse_stack_config
+    ``drills_drill`` and ``drills_stack_config`` (or override this fixture in a conftest.py).
+    The drill file's provider is the default; ``--drills-provider`` overrides it."""
+    import yaml
+
+    from drills.catalog import read_yaml
     from drills.fixtures import StackOptions
 
-    ini = str(pytestconfig.getini("drills_compose") or "")
-    compose = pytestconfig.rootpath / ini if ini else None
-    provider = pytestconfig.stash[SETTINGS].provider or ("docker" if compose else "local")
-    knobs = parse_stack_config(list(pytestconfig.getini("drills_stack_config")))
-    return StackOptions(provider=provider, config=dict(knobs.items()),
-                        compose=compose if provider == "docker" else None)
+    ini = str(pytestconfig.getini("drills_drill") or "")
+    drill = pytestconfig.rootpath / ini if ini else None
+    own = "local"
+    if drill is not None:
+        try:
+            raw = read_yaml(drill.read_text(encoding="utf-8"), source=str(drill))
+        except OSError as exc:
+            raise SpecError(f"cannot read it: {exc}", source=str(drill)) from exc
+        own = str((raw.get("stack") or {}).get("provider") or "local")
+    provider = pytestconfig.stash[SETTINGS].provider or own
+    knobs = {}
+    for line in pytestconfig.getini("drills_stack_config"):
+        key, sep, value = str(line).partition("=")
+        if not sep:
+            raise SpecError(f"expected KEY=VALUE, got {line!r}", source="drills_stack_config")
+        knobs[key.strip().removeprefix("stack.config.")] = yaml.safe_load(value)
+    options = StackOptions(provider=provider, config=knobs, drill=drill)
+    # validated now (a bad knob fails the first test that asks, naming it), and as the target
+    # reads them (durations in seconds)
+    return StackOptions(provider=provider, config=dict(options.as_spec().stack.config),
+                        drill=drill)
 
 
 @pytest.fixture(scope="session")
@@ -296,7 +315,8 @@ def _drill_session(drill_stack_options: StackOptions,
 
 @pytest.fixture(scope="session")
 def drill_stack(_drill_session: StackSession) -> Stack:
-    """The session's running stack (ClipStream by default), torn down after the last test."""
+    """The session's running stack (the default target's unless ``drills_drill`` names your
+    system), torn down after the last test."""
     return _drill_session.stack
 
 

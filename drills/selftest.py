@@ -1,8 +1,9 @@
 """The detection-power self-test: what are the drills worth? (``drill selftest``)
 
-A drill's pass is only worth what the drill can catch. ClipStream has a ``bugs`` knob
-(``stack.config.bugs``) that plants named, realistic disaster-recovery bugs; the self-test runs
-drills against the correct ClipStream and against each bug, and builds the **detection matrix**:
+A drill's pass is only worth what the drill can catch. A target may know named, realistic
+disaster-recovery bugs it can plant (`drills.spec.context.TargetInfo.bugs`, set with the
+``stack.config.bugs`` knob: the shipped demonstration target has seven); the self-test runs
+drills against the correct system and against each bug, and builds the **detection matrix**:
 which drill caught which bug, by which objective, in how many of N runs.
 
 Rules (so that a "caught" means something):
@@ -11,13 +12,13 @@ Rules (so that a "caught" means something):
   (`DATA_OBJECTIVES`: lost acknowledged writes, counters, zero reads, split brain / divergence).
   A drill that only missed an RTO objective did not catch a data bug; an ``exposure`` miss
   (too little at risk) is inconclusive, not a catch; a run that ended in an error caught nothing.
-- The **correct** ClipStream must go as its drill expects (exit 0) in every run.
+- The **correct** system must go as its drill expects (exit 0) in every run.
 - Which drills run: by default the smallest set of built-in drills whose ``catches`` cover
   every selected bug (`smallest_cover`), else the ones named with ``--drills``. The correct
-  ClipStream runs every selected drill; each bug runs on the selected drills whose
+  system runs every selected drill; each bug runs on the selected drills whose
   ``catches`` name it; ``--full`` runs every bug on every selected drill (the whole matrix).
 
-Exit code: 0 when the correct ClipStream passed every run of every selected drill and every
+Exit code: 0 when the correct system passed every run of every selected drill and every
 selected bug was caught by at least one drill in every run; 1 otherwise; 3 if a run ended in a
 harness or environment error. The matrix is written as ``selftest.json`` and ``selftest.html``
 into the output directory, next to every run's own directory.
@@ -38,7 +39,7 @@ from drills.cli import EXIT_ENV, EXIT_MISSED, EXIT_OK, exit_code
 from drills.engine import RunOptions, RunResult, run_drill
 from drills.errors import Interrupted, SpecError
 from drills.spec import DrillSpec
-from drills.stack.clipstream import BUGS
+from drills.targets import for_spec
 
 #: Objectives whose miss counts as catching a data bug.
 DATA_OBJECTIVES: tuple[str, ...] = ("lost_acked_writes", "counters", "zero_reads", "split_brain")
@@ -47,7 +48,7 @@ CORRECT = "correct"
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """One run of one drill against the correct ClipStream (``bug`` = ``correct``) or a bug."""
+    """One run of one drill against the correct system (``bug`` = ``correct``) or a bug."""
 
     drill: str
     bug: str
@@ -67,7 +68,7 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        """For the correct ClipStream: the run went as the drill expects."""
+        """For the correct system: the run went as the drill expects."""
         return self.exit_code == EXIT_OK
 
 
@@ -131,14 +132,15 @@ def make_plan(*, drills: Sequence[str] = (), bugs: Sequence[str] = (), runs: int
     for a bug no selected drill declares (without ``full``), or for ``runs`` outside 1..100."""
     if not 1 <= runs <= 100:
         raise SpecError(f"--runs must be within 1..100, got {runs}", source="arguments")
+    candidates = tuple(load_drill(n) for n in drills) if drills else \
+        tuple(load_drill(d.path) for d in builtin_drills())
+    known = tuple(dict.fromkeys(b for s in candidates for b in for_spec(s).info.bugs))
     for bug in bugs:
-        if bug not in BUGS:
-            raise SpecError(f"unknown bug {bug!r}; known: {', '.join(BUGS)}", source="arguments")
-    chosen = tuple(bugs) or tuple(BUGS)
-    if drills:
-        specs = tuple(load_drill(n) for n in drills)
-    else:
-        specs = smallest_cover([load_drill(d.path) for d in builtin_drills()], chosen)
+        if bug not in known:
+            listing = ", ".join(known) or "none (the drills' targets plant no bugs)"
+            raise SpecError(f"unknown bug {bug!r}; known: {listing}", source="arguments")
+    chosen = tuple(bugs) or known
+    specs = candidates if drills else smallest_cover(candidates, chosen)
     targets: dict[str, tuple[str, ...]] = {}
     for bug in chosen:
         on = tuple(s.drill for s in specs if full or bug in s.catches)
@@ -177,7 +179,7 @@ def _cell(spec: DrillSpec, bug: str, run: int, result: RunResult, seconds: float
 
 def with_bug(spec: DrillSpec, bug: str) -> DrillSpec:
     """The drill as resolved (its nemesis seed kept, so every cell of a row replays the same
-    schedule) with ``stack.config.bugs`` set to ``[bug]``; the correct ClipStream: none."""
+    schedule) with ``stack.config.bugs`` set to ``[bug]``; the correct system: none."""
     if bug == CORRECT:
         return spec
     base = Path(spec.source).parent if spec.source != "<string>" else None
@@ -263,7 +265,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;t
 {% for text, css in row %}<td class="{{ css }}">{{ text }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {% if uncaught %}<p class="bad">Not caught in some run: {{ uncaught|join(', ') }}</p>{% endif %}
-{% if alarms %}<p class="bad">False alarms on the correct ClipStream: {{ alarms|join('; ') }}</p>
+{% if alarms %}<p class="bad">False alarms on the correct system: {{ alarms|join('; ') }}</p>
 {% endif %}</body></html>
 """)
 

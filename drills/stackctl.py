@@ -1,39 +1,79 @@
-"""``drill stack up|down|status|build``: manage a target stack outside a drill.
+"""``drill stack up|down|status|build``: manage a target's stack outside a drill.
 
-``up`` leaves the stack running (its state in ``--dir``); ``down`` and ``status`` find it again
-from there, even from another shell. ``build`` builds the container images (docker provider).
+The target is the one of ``--drill`` (a built-in name or a drill file), else the default
+target with ``--set`` knobs. ``up`` leaves the stack running (its state in ``--dir``); ``down``
+and ``status`` find it again from there, even from another shell. ``build`` builds the container
+images (docker provider).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
+from typing import Any
 
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from drills import readback
-from drills.catalog import parse_stack_config
+from drills.catalog import load_drill
 from drills.cli import EXIT_OK
+from drills.errors import SpecError
 from drills.stack.base import Stack
+from drills.targets import default_name, for_spec, load
+from drills.targets.base import Target
 
 
-def _open(args: argparse.Namespace) -> Stack:
-    config = parse_stack_config(args.sets).model_dump(exclude_none=True)
+def _knobs(target: Target, sets: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` (``KEY`` or ``stack.config.KEY``) as the target's validated knobs."""
+    raw: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"expected KEY=VALUE, got {item!r}", source="arguments",
+                            field="--set")
+        raw[key.removeprefix("stack.config.")] = yaml.safe_load(value)
+    model = target.info.config
+    if model is None:
+        if raw:
+            raise SpecError(f"target {target.info.name} has no knobs", source="arguments",
+                            field="--set")
+        return {}
+    try:
+        return dict(model.model_validate(raw))
+    except ValidationError as exc:
+        raise SpecError(str(exc), source="arguments", field="--set") from exc
+
+
+def resolve(args: argparse.Namespace) -> tuple[Target, dict[str, Any]]:
+    """The target ``args`` name, and its knobs."""
+    if getattr(args, "drill", None):
+        spec = load_drill(args.drill, sets=args.sets)
+        return for_spec(spec, args.provider), dict(spec.stack.config)
+    target = load(default_name())
+    return target, _knobs(target, args.sets)
+
+
+def _open(args: argparse.Namespace) -> tuple[Target, Stack]:
+    target, config = resolve(args)
     if args.provider == "docker":
         from drills.stack.docker import DockerStack
 
-        return DockerStack(work_dir=args.dir, config=config, keep=True)
+        return target, DockerStack(work_dir=args.dir, plan=target.compose_plan(config),
+                                   topology=target.topology, ready=target.ready, keep=True)
     from drills.stack.local import LocalStack
 
-    return LocalStack(work_dir=args.dir, config=config, keep=True)
+    return target, LocalStack(work_dir=args.dir, plan=target.local_plan(config),
+                              topology=target.topology, ready=target.ready, keep=True)
 
 
 def up(args: argparse.Namespace, console: Console) -> int:
-    stack = _open(args)
+    target, stack = _open(args)
     with stack:
         pass  # keep=True: entering starts it and waits healthy; leaving keeps it running
-    console.print(f"stack up ({stack.provider}); api: {stack.api_url}; state in {args.dir}")
+    console.print(f"stack up ({stack.provider}); entry: {target.entry_url(stack)}; "
+                  f"state in {args.dir}")
     return EXIT_OK
 
 
@@ -49,10 +89,12 @@ def status(args: argparse.Namespace, console: Console) -> int:
     from drills.stack.open import attach
 
     stack = attach(args.dir)
-    final = readback.final_read(stack.store_urls, timeout=2.0)
+    target, _ = resolve(args)
+    final = target.final_read(stack, timeout=2.0)
     roles = {s.name: (s.role or "?", s.epoch) if s.reachable else ("unreachable", None)
-             for s in final.stores}
-    table = Table(title=f"{stack.provider} stack in {args.dir} — api {stack.api_url}")
+             for s in (final.stores if final else ())}
+    table = Table(title=f"{stack.provider} stack in {args.dir} — entry "
+                        f"{target.entry_url(stack)}")
     for col in ("zone", "node", "state", "role", "epoch"):
         table.add_column(col)
     for zone, nodes in stack.topology.zones.items():

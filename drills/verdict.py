@@ -71,15 +71,15 @@ def _increments_at_risk(c: Mapping[str, CheckResult]) -> str:
 
 
 def _lost_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective:
-    """Lost acknowledged writes: uploads missing from the final read plus increments missing
-    from the counters (a counter below its acknowledged lower bound)."""
+    """Lost acknowledged writes: written keys missing from the final read plus increments
+    missing from the counters (a counter below its acknowledged lower bound)."""
     allowed = spec.objectives.lost_acked_writes
-    uploads = c["acked_writes"].metrics.get("lost_acked_writes")
+    keys = c["acked_writes"].metrics.get("lost_acked_writes")
     incs = c["counters"].metrics.get("lost_increments")
-    if uploads is None:
+    if keys is None:
         return Objective("lost_acked_writes", f"≤ {allowed}", "unknown", None)
-    total = uploads + (incs or 0)
-    split = f" ({uploads} uploads, {incs} increments)" if incs else ""
+    total = keys + (incs or 0)
+    split = f" ({keys} key writes, {incs} increments)" if incs else ""
     return Objective("lost_acked_writes", f"≤ {allowed}",
                      f"{total} lost{split}{_at_risk(c, 'writes_at_risk')}", total <= allowed)
 
@@ -144,14 +144,20 @@ def judge(
     requests: Sequence[Request],
     history: Sequence[Op],
     faults: Sequence[FaultRecord],
-    final: FinalRead,
+    final: FinalRead | None,
     t0: float,
     preexisting: frozenset[str] = frozenset(),
     converged: bool = True,
     quiesce_s: float = 0.0,
     load_end: float | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Judgement:
     """Run every check and judge every objective of ``spec`` (see `drills.journal.Judgement`).
+
+    ``classes`` are the run's operation classes (the target's, in report order); None or
+    empty: the classes of ``requests`` in first-seen order. ``final`` None: the target has no
+    final-read contract; the checks that need one say "not measured" (and the drill judges no
+    data objective: `drills.spec.Objectives.names`).
 
     A check that crashes judges nothing (its objectives are unknown) and is named in
     ``Judgement.crashed``; the others judge as usual."""
@@ -159,20 +165,30 @@ def judge(
     include_degraded = spec.objectives.zero_reads != "fresh"
     minimum = None if spec.objectives.exposure is None else \
         spec.objectives.exposure.min_writes_at_risk
+    def needs_final(name: str, run: Callable[[FinalRead], CheckResult]
+                    ) -> Callable[[], CheckResult]:
+        if final is None:
+            return lambda: CheckResult(name=name, passed=None, summary="not measured: the "
+                                       "target has no final-read contract (stack.data)")
+        return lambda: run(final)
+
     runs: dict[str, Callable[[], CheckResult]] = {
         "rto": lambda: check_rto(
             requests, faults=faults, baseline_start=t0, baseline_end=baseline_end,
             params=params_of(spec), max_rto_s=spec.objectives.rto.as_mapping(),
             require_recovery=spec.objectives.recovery == "required", end=load_end,
+            classes=classes,
         ),
-        "acked_writes": lambda: check_acked_writes(
-            history, final=final, preexisting=preexisting,
-            allowed_lost=spec.objectives.lost_acked_writes),
-        "rpo": lambda: check_rpo(history, final=final, faults=faults, preexisting=preexisting,
-                                 max_rpo_s=float("inf")),
-        "counters": lambda: check_counters(history, final=final, preexisting=preexisting),
+        "acked_writes": needs_final("acked_writes", lambda f: check_acked_writes(
+            history, final=f, preexisting=preexisting,
+            allowed_lost=spec.objectives.lost_acked_writes)),
+        "rpo": needs_final("rpo", lambda f: check_rpo(
+            history, final=f, faults=faults, preexisting=preexisting, max_rpo_s=float("inf"))),
+        "counters": needs_final("counters", lambda f: check_counters(
+            history, final=f, preexisting=preexisting)),
         "zero_reads": lambda: check_zero_reads(history, include_degraded=include_degraded),
-        "split_brain": lambda: check_split_brain(history, final=final),
+        "split_brain": needs_final("split_brain", lambda f: check_split_brain(
+            history, final=f)),
         "exposure": lambda: check_exposure(
             history, faults=faults, window_s=spec.analysis.exposure_window, end=load_end,
             min_writes_at_risk=minimum),
@@ -191,10 +207,10 @@ def judge(
         "split_brain_sources": checks["split_brain"].metrics.get("sources"),
         "divergent_keys": checks["split_brain"].metrics.get("divergent_keys"),
         "unexpected_writes": checks["acked_writes"].metrics.get("unexpected_writes"),
-        "attempted_uploads": checks["acked_writes"].metrics.get("attempted"),
-        "acked_uploads": checks["acked_writes"].metrics.get("acknowledged"),
+        "attempted_writes": checks["acked_writes"].metrics.get("attempted"),
+        "acked_writes": checks["acked_writes"].metrics.get("acknowledged"),
         "writes_at_risk": exposure.get("writes_at_risk"),
-        "uploads_at_risk": exposure.get("uploads_at_risk"),
+        "keys_at_risk": exposure.get("keys_at_risk"),
         "increments_at_risk": exposure.get("increments_at_risk"),
         "acked_before_fault": exposure.get("acked_before"),
         "in_flight_at_fault": exposure.get("in_flight"),
@@ -205,9 +221,11 @@ def judge(
         "errors": sum(not r.ok for r in requests),
         "converged": converged,
         "quiesce_s": round(quiesce_s, 2),
-        "primary_after": final.primary,
+        "primary_after": final.primary if final is not None else None,
     }
-    objectives = tuple(_objectives(spec, checks))
+    judged = set(spec.objectives.names(faults=bool(spec.timeline.all_faults)))
+    objectives = tuple(o for o in _objectives(spec, checks)
+                       if o.name in judged or o.name.startswith("rto."))
     as_expected = spec.judge({o.name: o.passed for o in objectives})
     return Judgement(objectives, metrics, tuple(checks.values()), as_expected, crashed)
 

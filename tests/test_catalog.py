@@ -1,19 +1,22 @@
 """Where drills come from (drills.catalog): built-ins by name, files by path, the YAML edge
 (syntax errors with line and column, duplicate keys), ``--set`` overrides, relative paths, the
-drill-file reference. Every built-in drill is loaded and checked against ClipStream's topology.
+target resolved from the stack section, the drill-file reference. Every built-in drill is loaded
+and checked against ClipStream's topology.
 
 Real files in a temporary directory; no processes, no network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from drills import catalog, spec
+from drills import catalog, spec, targets
 from drills.catalog import (
     apply_overrides,
     builtin_drills,
@@ -23,10 +26,11 @@ from drills.catalog import (
     parse_stack_config,
     read_yaml,
     reference_markdown,
+    resolve_target,
 )
 from drills.errors import SpecError
-from drills.spec import DrillSpec, validate_targets
-from drills.stack.clipstream import BUGS, TOPOLOGY
+from drills.spec import DrillSpec, TargetInfo, validate_targets
+from drills.targets.clipstream import BUGS, CLASSES, TOPOLOGY, ClipStream, ClipStreamConfig
 
 GOOD = """\
 drill: t
@@ -42,6 +46,19 @@ BUILTINS = {"dc-east-power-loss", "storage-partition", "replication-link-cut", "
             "slow-storage", "witness-loss", "lagging-replica-primary-loss",
             "isolated-replica-primary-loss", "deposed-primary", "both-dc-power-loss",
             "failback-under-load", "power-storm", "primary-power-blip"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def clipstream_registered() -> Iterator[None]:
+    """The clipstream target as its entry point declares it, even in an editable install made
+    before the entry point existed (its metadata then lists none)."""
+    if "clipstream" in targets.registered():
+        yield
+        return
+    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(targets, "registered", lambda: {"clipstream": point})
+        yield
 
 
 def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:
@@ -151,14 +168,18 @@ def test_override_can_replace_a_whole_fault() -> None:
     ("item", "field", "message"),
     [
         ("load.usres=3", "load.usres", "unknown field 'usres' in load; did you mean 'users'? "
-         "(allowed: locustfile, users, rate, timeout, retries, burst, hot)"),
+         "(allowed: locustfile, classes, users, rate, timeout, retries, burst, hot)"),
         ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
          "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, "
          "stack, load, timeline, objectives, analysis, guardrails)"),
         ("stack.config.fsyncc=never", "stack.config.fsyncc",
-         "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: replication, "
-         "fsync, detection, pull_interval, check_interval, check_timeout, write_retry, "
-         "request_timeout, bugs)"),
+         "unknown field 'fsyncc' in stack.config; did you mean 'fsync'? (allowed: "
+         + ", ".join(ClipStreamConfig.model_fields) + ")"),
+        ("stack.nodes[0].nam=a", "stack.nodes[0].nam",
+         "unknown field 'nam' in stack.nodes[0]; did you mean 'name'? (allowed: name, zone, "
+         "command, env, ready)"),
+        ("load.hot.videos=3", "load.hot.videos",
+         "unknown field 'videos' in load.hot (allowed: keys, share)"),
         ("load.users.x=1", "load.users.x", "load.users takes no sub-fields (it is a single "
                                            "value)"),
         ("timeline.faults[3].for=1s", "timeline.faults[3].for",
@@ -213,7 +234,7 @@ def test_overrides_reach_the_new_fields() -> None:
         "objectives.zero_reads=fresh", "objectives.exposure.min_writes_at_risk=50",
         "analysis.exposure_window=2s"])
     assert (s.load.retries, s.load.burst.multiplier, s.load.burst.at_revert) == (0, 3.0, True)
-    assert s.load.hot.share == 0.25 and s.stack.config.bugs == ("no-fencing",)
+    assert s.load.hot.share == 0.25 and s.stack.config["bugs"] == ("no-fencing",)
     assert s.objectives.zero_reads == "fresh" and s.objectives.exposure is not None
     assert s.objectives.exposure.min_writes_at_risk == 50
     assert s.analysis.exposure_window == 2.0
@@ -225,8 +246,8 @@ def test_overrides_reach_the_new_fields() -> None:
     ("no-fencing", ("no-fencing",)), ("[]", ()), ("", ())])
 def test_bugs_from_the_command_line(value: str, bugs: tuple[str, ...]) -> None:
     s = parse_drill(GOOD, source="g.yaml", sets=[f"stack.config.bugs={value}"])
-    assert s.stack.config.bugs == bugs
-    assert parse_stack_config([f"bugs={value}"]).bugs == bugs
+    assert s.stack.config.get("bugs", ()) == bugs
+    assert parse_stack_config([f"bugs={value}"]).get("bugs", ()) == bugs
 
 
 def test_unknown_bug_on_the_command_line_is_blamed_on_it() -> None:
@@ -306,7 +327,7 @@ def test_load_a_drill_file_by_path(tmp_path: Path) -> None:
     for ref in (path, str(path)):
         spec = load_drill(ref, sets=["load.users=3"])
         assert (spec.drill, spec.source, spec.text, spec.load.users) == ("t", str(path), GOOD, 3)
-    assert spec.load.locustfile == "clipstream"  # a name, not a path: passed through
+    assert spec.load.locustfile is None  # the target's own
 
 
 def test_errors_in_a_file_name_the_file(tmp_path: Path) -> None:
@@ -384,7 +405,8 @@ def test_every_builtin_loads_and_targets_clipstream(name: str) -> None:
     assert drill.description == entry.description
     assert drill.rehearses and drill.passing_shows
     assert drill.text is not None and drill.text.startswith(f"# {name} ")  # documented
-    assert drill.stack.provider == "local" and drill.load.locustfile == "clipstream"
+    assert drill.stack.provider == "local" and drill.load.locustfile is None
+    assert drill.stack.target == "clipstream" and drill.data_measured
     assert 20 <= drill.load.users <= 30 and 100 <= drill.load.rate <= 150
     assert drill.timeline.load_duration <= 50  # make drill: < 90 s including start-up
     assert drill.timeline.all_faults and drill.objectives.rto.as_mapping()
@@ -423,10 +445,11 @@ def test_zone_flap_flaps() -> None:
 
 def test_reference_documents_every_field() -> None:
     text = reference_markdown()
-    for model in (DrillSpec, spec.StackSpec, spec.StackConfig, spec.LoadSpec, spec.BurstSpec,
-                  spec.HotSpec, spec.Timeline, spec.FaultSpec, spec.NemesisSpec,
-                  spec.FaultTemplate, spec.Objectives, spec.RtoObjectives,
-                  spec.ExposureObjective, spec.AnalysisSpec):
+    for model in (DrillSpec, spec.StackSpec, spec.NodeSpec, spec.ReadySpec, spec.LinkSpec,
+                  spec.DataSpec, spec.ImageSpec, ClipStreamConfig, spec.LoadSpec,
+                  spec.BurstSpec, spec.HotSpec, spec.Timeline, spec.FaultSpec, spec.NemesisSpec,
+                  spec.FaultTemplate, spec.Objectives, spec.ExposureObjective,
+                  spec.AnalysisSpec, spec.Guardrail):
         for name, field in model.model_fields.items():
             key = field.alias or name
             assert f"| `{key}` |" in text, (model.__name__, key)
@@ -438,11 +461,18 @@ def test_reference_documents_every_field() -> None:
     assert "| `timeout` | 0 < duration <= 60s | `1.5s` |" in text
     assert "| `at_revert` | bool | `false` |" in text
     assert "| `seed` | 0 <= int <= 2^63-1 | drawn at load |" in text
-    for title in ("load.burst", "load.hot", "timeline.nemesis", "timeline.nemesis.faults[]",
+    for title in ("stack.nodes[]", "stack.nodes[].ready", "stack.links[]", "stack.data",
+                  "stack.images.<tag>", "stack.config", "load.burst", "load.hot",
+                  "timeline.nemesis", "timeline.nemesis.faults[]", "objectives.rto",
                   "objectives.exposure", "stack.config.bugs"):
         assert f"### {title}\n" in text or f"#### {title}\n" in text, title
     for name, what in BUGS.items():
         assert f"| `{name}` | {what} |" in text
+    for name in CLASSES:  # the target's classes, as it documents them
+        assert f"| `{name}` | {ClipStream.info.class_docs.get(name, '-')} |" in text
+    assert "### stack.config\n\nThe knobs of the clipstream target." in text
+    assert "{port}, {addr:NODE}, {link:NAME}, {data_dir}, {work_dir}, {python}" in text
+    assert "without one they are not measured, may not be set" in text
 
 
 def _all_keys(obj: Any) -> set[str]:
@@ -458,3 +488,83 @@ def test_builtins_use_only_documented_keys() -> None:
     for d in builtin_drills():
         for key in _all_keys(yaml.safe_load(d.path.read_text())):
             assert f"| `{key}` |" in text, (d.name, key)
+
+
+# ---------------------------------------------------------------- the target
+
+
+def test_the_target_is_resolved_from_the_stack_section() -> None:
+    assert resolve_target({}, source="x") == ClipStream.info  # the default
+    assert resolve_target("not a mapping", source="x") == ClipStream.info  # validation says
+    assert resolve_target({"target": 5}, source="x") == ClipStream.info  # what is wrong
+    own = resolve_target({"nodes": [{"name": "a"}]}, source="x")
+    assert (own.name, own.custom, own.classes, own.config, own.data) == (
+        "custom", True, None, None, False)
+    assert resolve_target({"compose": "c.yml", "data": {"http": "/s"}}, source="x").data
+    with pytest.raises(SpecError) as info:
+        resolve_target({"target": "nope"}, source="d.yaml")
+    assert (info.value.source, info.value.field) == ("d.yaml", "stack.target")
+
+
+def test_a_target_set_on_the_command_line_is_blamed_on_it() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_drill(GOOD, source="g.yaml", sets=["stack.target=clipstraem"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.target")
+    assert info.value.message.startswith("unknown target 'clipstraem'; did you mean "
+                                         "'clipstream'?")
+    spec = parse_drill(GOOD, source="g.yaml", sets=["stack.target=clipstream"])
+    assert spec.stack.target == "clipstream"
+
+
+OWN = GOOD + """\
+stack:
+  nodes:
+    - {name: kv, zone: dc-east, command: [python, kv.py, --port, "{port}"]}
+"""
+
+
+def test_overrides_reach_your_own_system() -> None:
+    spec = parse_drill(OWN, source="o.yaml", sets=[
+        "stack.nodes[0].env.KV_MODE=fast", "stack.nodes[0].ready.tcp=true",
+        "load.classes.get_item=read", "objectives.rto.read=3s", "load.hot.keys=8"])
+    kv = spec.stack.nodes[0]
+    assert kv.env == {"KV_MODE": "fast"} and kv.ready is not None and kv.ready.tcp
+    assert spec.load.classes == {"get_item": "read"} and spec.load.hot.keys == 8
+    assert spec.objectives.rto.as_mapping() == {"read": 3.0}
+    with pytest.raises(SpecError) as info:
+        parse_drill(OWN, source="o.yaml", sets=["stack.config.fsync=never"])
+    assert (info.value.source, info.value.field, info.value.message) == (
+        "--set", "stack.config.fsync", "the custom target takes no knobs: leave stack.config "
+        "out")
+    with pytest.raises(SpecError) as info:
+        parse_drill(OWN, source="o.yaml", sets=["stack.nodes[0].command=[kv, '{prot}']"])
+    assert (info.value.source, info.value.field) == ("--set", "stack.nodes[0].command[1]")
+    with pytest.raises(SpecError) as info:
+        parse_drill(OWN, source="o.yaml", sets=["objectives.counters=ignore"])
+    assert (info.value.source, info.value.field) == ("--set", "objectives.counters")
+    assert info.value.message.startswith("not measured: this target has no final-read contract")
+
+
+def test_stack_config_for_another_target() -> None:
+    own = TargetInfo(name="custom")
+    assert dict(parse_stack_config([], own)) == {}
+    with pytest.raises(SpecError) as info:
+        parse_stack_config(["fsync=never"], own)
+    assert (info.value.source, info.value.field, info.value.message) == (
+        "--set", "stack.config.fsync", "the custom target takes no knobs: leave stack.config "
+        "out")
+    assert isinstance(parse_stack_config(["fsync=never"]), ClipStreamConfig)
+
+
+def test_a_locustfile_is_always_a_path(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("users: 10", "users: 10, locustfile: clipstream"))
+    with pytest.raises(SpecError) as info:
+        load_drill(path)
+    assert (info.value.field, info.value.message) == (
+        "load.locustfile", f"no such file: {tmp_path / 'clipstream'}")
+
+
+def test_reference_without_classes_says_any_class_goes() -> None:
+    text = reference_markdown(TargetInfo(name="custom"))
+    assert "### objectives.rto\n" in text and "Any class name" in text
+    assert "### stack.config\n" not in text and "#### stack.config.bugs" not in text

@@ -8,6 +8,7 @@ from drills.errors import FaultError, RevertError
 from drills.faults import Injector, rollback
 from drills.ledger import Entry, Ledger
 from drills.stack.memory import MemoryStack
+from drills.targets.clipstream import TOPOLOGY
 
 ALL = [
     Entry("f0", "power_down", "dc-east", {}),
@@ -22,7 +23,7 @@ ALL = [
 
 
 def test_every_kind_breaks_something_and_is_undone(tmp_path):
-    stack = MemoryStack()
+    stack = MemoryStack(TOPOLOGY)
     with Injector(stack, Ledger(tmp_path)) as inj:
         for e in ALL:
             inj.inject(e, scheduled_at=1.0)
@@ -38,7 +39,7 @@ def test_every_kind_breaks_something_and_is_undone(tmp_path):
 
 
 def test_a_one_way_latency_fault_adds_one_toxic_and_reverts_it(tmp_path):
-    stack = MemoryStack()
+    stack = MemoryStack(TOPOLOGY)
     entry = Entry("f0", "latency", "store-west->store-east",
                   {"ms": 60, "jitter": 0, "direction": "upstream"})
     with Injector(stack, Ledger(tmp_path)) as inj:
@@ -48,7 +49,7 @@ def test_a_one_way_latency_fault_adds_one_toxic_and_reverts_it(tmp_path):
 
 
 def test_exception_inside_still_reverts(tmp_path):
-    stack = MemoryStack()
+    stack = MemoryStack(TOPOLOGY)
     with pytest.raises(KeyboardInterrupt), Injector(stack, Ledger(tmp_path)) as inj:
         inj.inject(ALL[0], scheduled_at=0)
         raise KeyboardInterrupt
@@ -56,7 +57,7 @@ def test_exception_inside_still_reverts(tmp_path):
 
 
 def test_revert_failure_is_raised_and_left_in_ledger(tmp_path):
-    stack = MemoryStack(broken=["start"])
+    stack = MemoryStack(TOPOLOGY, broken=["start"])
     with pytest.raises(RevertError, match="f0"), Injector(stack, Ledger(tmp_path)) as inj:
         inj.inject(ALL[0], scheduled_at=0)
     assert [e.id for e in Ledger(tmp_path).pending()] == ["f0"]
@@ -67,7 +68,7 @@ def test_revert_failure_is_raised_and_left_in_ledger(tmp_path):
 
 
 def test_failed_injection_is_recorded_first_and_reverted(tmp_path):
-    stack = MemoryStack(broken=["kill"])
+    stack = MemoryStack(TOPOLOGY, broken=["kill"])
     with pytest.raises(FaultError), Injector(stack, Ledger(tmp_path)) as inj:
         inj.inject(ALL[1], scheduled_at=0)
     assert Ledger(tmp_path).pending() == []  # reverted on the way out
@@ -75,7 +76,7 @@ def test_failed_injection_is_recorded_first_and_reverted(tmp_path):
 
 def test_rollback_without_undo_details_heals_the_link(tmp_path):
     """The harness died after recording the intent but before recording the toxic names."""
-    stack = MemoryStack()
+    stack = MemoryStack(TOPOLOGY)
     ledger = Ledger(tmp_path)
     ledger.intend(ALL[4])
     stack.links["api->store-west"].blackhole()

@@ -4,19 +4,25 @@ Whatever a drill file or an override holds, reading and validating it (everythin
 checks before it starts anything, the topology included) either gives a `DrillSpec` or raises
 `SpecError` (exit 2) naming what was wrong - never another exception. The drill files are a
 valid drill with random parts replaced by random YAML values (huge and non-finite numbers,
-deep nesting, wrong types, unknown keys); the overrides are random keys and values.
+deep nesting, wrong types, unknown keys); the overrides are random keys and values. Two valid
+drills are broken: one of the default target (ClipStream) and one of a system of its own
+(local nodes, links, placeholders, a data contract).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from drills import targets
 from drills.catalog import parse_drill
 from drills.cli import EXIT_INPUT, main
 from drills.errors import SpecError
@@ -29,7 +35,7 @@ VALID: dict[str, Any] = {
     "stack": {"provider": "local", "config": {"replication": "sync", "fsync": "always",
                                               "detection": "1.5s", "bugs": []}},
     "load": {"users": 20, "rate": 100, "retries": 2, "burst": {"multiplier": 2, "width": "2s"},
-             "hot": {"videos": 4, "share": 0.5}},
+             "hot": {"keys": 4, "share": 0.5}},
     "timeline": {"baseline": "5s", "settle": "5s",
                  "faults": [{"at": "5s", "power_down": "dc-east", "for": "3s"},
                             {"at": "6s", "latency": "store-west->store-east", "ms": 50,
@@ -39,6 +45,27 @@ VALID: dict[str, Any] = {
     "objectives": {"rto": {"upload": "10s"}, "lost_acked_writes": 0, "counters": "exact",
                    "zero_reads": "fresh", "exposure": {"min_writes_at_risk": 10}},
     "analysis": {"bucket": "250ms", "exposure_window": "1s"},
+}
+OWN: dict[str, Any] = {
+    "drill": "fuzzed-own",
+    "description": "A valid drill of a system of its own, broken one part at a time.",
+    "stack": {"provider": "local", "entry": "api", "stores": ["kv-east", "kv-west"],
+              "data": {"http": "/drills/state"},
+              "nodes": [{"name": "kv-east", "zone": "dc-east", "ready": {"tcp": True},
+                         "command": ["python", "kv.py", "--port", "{port}", "--peer",
+                                     "{link:kv-east->kv-west}"], "env": {"DIR": "{data_dir}"}},
+                        {"name": "kv-west", "zone": "dc-west", "ready": {"http": "/healthz"},
+                         "command": ["python", "kv.py", "--port", "{port}"]},
+                        {"name": "api", "zone": "edge",
+                         "command": ["{python}", "api.py", "{addr:kv-east}"]}],
+              "links": [{"name": "kv-east->kv-west", "upstream": "kv-west"},
+                        {"name": "api->kv-east", "upstream": "kv-east"}]},
+    "load": {"classes": {"GET /items": "read"}, "hot": {"keys": 2}},
+    "timeline": {"baseline": "5s", "settle": "5s",
+                 "faults": [{"at": "5s", "power_down": "dc-east", "for": "3s"},
+                            {"at": "6s", "partition": "api->kv-east", "for": "1s"}]},
+    "objectives": {"rto": {"read": "10s"}, "counters": "exact", "lost_acked_writes": 1},
+    "guardrails": [{"op": "read", "below": 0.2}],
 }
 
 scalars = st.one_of(
@@ -65,6 +92,20 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 PATHS = _paths(VALID)
+OWN_PATHS = _paths(OWN)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def clipstream_registered() -> Iterator[None]:
+    """The clipstream target as its entry point declares it, even in an editable install made
+    before the entry point existed (its metadata then lists none)."""
+    if "clipstream" in targets.registered():
+        yield
+        return
+    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(targets, "registered", lambda: {"clipstream": point})
+        yield
 
 
 def _replace(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
@@ -88,35 +129,53 @@ def judged(text: str, sets: list[str] | None = None) -> DrillSpec | None:
     return spec
 
 
-def test_the_fuzzer_starts_from_a_valid_drill() -> None:
+def test_the_fuzzer_starts_from_valid_drills() -> None:
     assert judged(yaml.safe_dump(VALID)) is not None
+    own = judged(yaml.safe_dump(OWN))
+    assert own is not None and own.stack.target == "custom" and own.data_measured
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=3))
-def test_any_broken_drill_file_is_a_spec_or_a_spec_error(edits: list[tuple[Any, Any]]) -> None:
-    data = VALID
+def _broken(base: dict[str, Any], edits: list[tuple[Any, Any]]) -> str:
+    data = base
     for path, value in edits:
         try:
             data = _replace(data, path, value)
         except (KeyError, IndexError, TypeError):  # an earlier edit removed the path
             continue
-    judged(yaml.safe_dump(data, allow_unicode=True))
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=3))
+def test_any_broken_drill_file_is_a_spec_or_a_spec_error(edits: list[tuple[Any, Any]]) -> None:
+    judged(_broken(VALID, edits))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(OWN_PATHS), values), min_size=1, max_size=3))
+def test_any_broken_drill_of_your_own_system_is_a_spec_or_a_spec_error(
+        edits: list[tuple[Any, Any]]) -> None:
+    judged(_broken(OWN, edits))
 
 
 keys = st.one_of(
     st.sampled_from(["load.users", "load.rate", "load.retries", "load.burst.multiplier",
                      "stack.config.bugs", "stack.config.fsync", "timeline.faults[0].for",
                      "timeline.faults[5].at", "timeline.nemesis.seed", "objectives.exposure",
-                     "analysis.exposure_window", "timeline.faults[1].direction", "drill"]),
+                     "analysis.exposure_window", "timeline.faults[1].direction", "drill",
+                     "stack.target", "stack.nodes", "stack.links", "stack.data", "stack.entry",
+                     "stack.compose", "load.classes", "load.locustfile", "objectives.rto",
+                     "stack.provider", "guardrails"]),
     st.text(max_size=20))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(keys, st.text(max_size=30) | values.map(yaml.safe_dump)),
+@given(st.sampled_from([VALID, OWN]),
+       st.lists(st.tuples(keys, st.text(max_size=30) | values.map(yaml.safe_dump)),
                 min_size=1, max_size=3))
-def test_any_set_override_is_a_spec_or_a_spec_error(overrides: list[tuple[str, str]]) -> None:
-    judged(yaml.safe_dump(VALID), [f"{k}={v.strip()}" for k, v in overrides])
+def test_any_set_override_is_a_spec_or_a_spec_error(base: dict[str, Any],
+                                                    overrides: list[tuple[str, str]]) -> None:
+    judged(yaml.safe_dump(base), [f"{k}={v.strip()}" for k, v in overrides])
 
 
 def test_deep_nesting_and_huge_integers_are_refused_by_validate(tmp_path: Path) -> None:

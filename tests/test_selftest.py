@@ -22,7 +22,7 @@ from drills.catalog import builtin_drills, load_drill
 from drills.engine import RunResult
 from drills.errors import EnvironmentError_, SpecError
 from drills.journal import Journal, Objective
-from drills.stack.clipstream import BUGS
+from drills.targets.clipstream import BUGS
 
 DRILL = [sys.executable, "-m", "drills.cli"]
 

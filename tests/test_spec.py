@@ -1,8 +1,10 @@
 """The drill model (drills.spec, drills.duration): durations, every validation error's precise
-message (source, field, what was expected), fault windows, targets, judging, YAML round trips.
+message (source, field, what was expected), fault windows, targets, judging, YAML round trips,
+and the drill file of your own system (nodes, links, placeholders, entry, stores, data contract).
 
 Each check is shown to refuse a bad input with the exact field and message, and to accept the
-good input next to it. No processes, no network: pure parsing.
+good input next to it. The target is ClipStream (the default) unless a test says otherwise. No
+processes, no network: pure parsing.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import re
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,26 +25,47 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drills import targets
 from drills.catalog import builtin_drills, parse_drill
 from drills.duration import format_duration, parse_duration, parse_positive_duration
 from drills.errors import SpecError
-from drills.model import OP_CLASSES
 from drills.spec import (
     FAULT_KINDS,
-    STACK_KNOBS,
+    TARGET_CONTEXT,
+    AnyKnobs,
     DrillSpec,
     FaultWindow,
-    RtoObjectives,
+    KnobsModel,
+    TargetInfo,
+    doc_field,
+    expand,
+    placeholders,
     validate_targets,
 )
 from drills.stack.base import Topology
-from drills.stack.clipstream import BUGS, KNOBS, TOPOLOGY, knob_env
+from drills.targets.clipstream import BUGS, CLASSES, TOPOLOGY, ClipStream, ClipStreamConfig
+from drills.targets.clipstream.target import KNOBS, knob_env
+
+STACK_KNOBS = tuple(ClipStreamConfig.model_fields)
 
 BASE: dict[str, Any] = {
     "drill": "t",
     "description": "a test drill",
     "timeline": {"baseline": "5s", "faults": [{"at": "5s", "power_down": "dc-east", "for": "3s"}]},
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def clipstream_registered() -> Iterator[None]:
+    """The clipstream target as its entry point declares it, even in an editable install made
+    before the entry point existed (its metadata then lists none)."""
+    if "clipstream" in targets.registered():
+        yield
+        return
+    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(targets, "registered", lambda: {"clipstream": point})
+        yield
 
 
 def drill(*edits: tuple[str, Any]) -> str:
@@ -132,8 +159,10 @@ def test_written_durations_survive_a_format_round_trip(n: int, unit: str) -> Non
 def test_minimal_drill_gets_documented_defaults() -> None:
     spec = parse()
     assert (spec.stack.provider, dict(spec.stack.config)) == ("local", {})
+    assert (spec.stack.target, spec.stack.target_name) == ("clipstream", "clipstream")
+    assert isinstance(spec.stack.config, ClipStreamConfig) and spec.data_measured
     assert (spec.load.locustfile, spec.load.users, spec.load.rate, spec.load.timeout) == (
-        "clipstream", 20, 100.0, 1.5)
+        None, 20, 100.0, 1.5)
     assert (spec.timeline.settle, spec.timeline.quiesce) == (20.0, 15.0)
     o = spec.objectives
     assert (o.lost_acked_writes, o.counters, o.split_brain, o.recovery) == (
@@ -150,7 +179,7 @@ def test_minimal_drill_gets_documented_defaults() -> None:
 def test_spec_is_frozen() -> None:
     spec = parse()
     with pytest.raises(ValueError, match="frozen"):
-        spec.load.users = 3  # type: ignore[misc]
+        spec.load.users = 3
 
 
 def test_stack_config_reads_as_a_mapping_of_the_knobs_set() -> None:
@@ -365,13 +394,27 @@ def test_compose_needs_the_docker_provider() -> None:
 def test_misspelt_rto_class_gets_did_you_mean() -> None:
     err = refused(("objectives.rto", {"uplod": "5s"}))
     assert err.field == "objectives.rto.uplod"
-    assert err.message.startswith("unknown field 'uplod'; did you mean 'upload'?")
+    assert err.message == ("unknown class 'uplod'; did you mean 'upload'? (classes: upload, "
+                           "feed, view, like, search, stats)")
     assert parse(("objectives.rto", {"upload": "5s"})).objectives.rto.as_mapping() == {
         "upload": 5.0}
 
 
-def test_rto_classes_are_the_model_op_classes() -> None:
-    assert tuple(RtoObjectives.model_fields) == OP_CLASSES
+def test_rto_classes_come_from_the_target_in_its_order() -> None:
+    assert ClipStream.info.classes == tuple(CLASSES) == (
+        "upload", "feed", "view", "like", "search", "stats")
+    rto = parse(("objectives.rto", {"stats": "3s", "upload": "5s", "feed": 0}))
+    assert list(rto.objectives.rto.as_mapping().items()) == [
+        ("upload", 5.0), ("feed", 0.0), ("stats", 3.0)]
+
+
+def test_without_a_target_any_rto_class_goes_in_file_order() -> None:
+    raw = {**yaml.safe_load(drill()), "objectives": {"rto": {"GET /z": "2s", "put": "1s"}}}
+    spec = DrillSpec.model_validate(raw)
+    assert list(spec.objectives.rto.as_mapping()) == ["GET /z", "put"]
+    assert spec.objectives.names()[:2] == ("rto.GET /z", "rto.put")
+    with pytest.raises(ValueError, match="expected a class name"):
+        DrillSpec.model_validate({**raw, "objectives": {"rto": {"": "2s"}}})
 
 
 # ---------------------------------------------------------------- fault parameters
@@ -642,9 +685,9 @@ def test_targets_validate_against_any_topology_shape() -> None:
         validate_targets(spec, TOPOLOGY)
 
 
-def test_spec_imports_neither_the_stacks_nor_the_catalog() -> None:
-    code = ("import sys, drills.spec; print(sorted(m for m in sys.modules "
-            "if m.startswith(('drills.stack', 'drills.catalog'))))")
+def test_spec_imports_neither_the_stacks_nor_the_targets_nor_the_catalog() -> None:
+    code = ("import sys, drills.spec, drills.spec.reference; print(sorted(m for m in "
+            "sys.modules if m.startswith(('drills.stack', 'drills.targets', 'drills.catalog'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
@@ -688,16 +731,22 @@ def test_analysis_defaults_match_the_checks() -> None:
 # ---------------------------------------------------------------- planted bugs (stack.config.bugs)
 
 
+def clipstream_config(spec: DrillSpec) -> ClipStreamConfig:
+    cfg = spec.stack.config
+    assert isinstance(cfg, ClipStreamConfig)
+    return cfg
+
+
 def test_no_bugs_by_default_and_the_mapping_hides_them() -> None:
-    cfg = parse().stack.config
+    cfg = clipstream_config(parse())
     assert cfg.bugs == () and "bugs" not in cfg and dict(cfg) == {}
     with pytest.raises(KeyError):
         cfg["bugs"]
 
 
 def test_bugs_are_a_tuple_of_names_in_the_mapping() -> None:
-    cfg = parse(("stack.config", {"bugs": ["no-fencing", "ack-before-fsync"],
-                                  "fsync": "always"})).stack.config
+    cfg = clipstream_config(parse(("stack.config", {"bugs": ["no-fencing", "ack-before-fsync"],
+                                                    "fsync": "always"})))
     assert cfg.bugs == ("no-fencing", "ack-before-fsync")
     assert dict(cfg) == {"fsync": "always", "bugs": ("no-fencing", "ack-before-fsync")}
     assert list(cfg) == ["fsync", "bugs"] and len(cfg) == 2
@@ -706,7 +755,7 @@ def test_bugs_are_a_tuple_of_names_in_the_mapping() -> None:
 
 
 def test_bugs_as_text_are_comma_separated() -> None:
-    cfg = parse(("stack.config.bugs", "no-fencing, count-retries-twice")).stack.config
+    cfg = clipstream_config(parse(("stack.config.bugs", "no-fencing, count-retries-twice")))
     assert cfg.bugs == ("no-fencing", "count-retries-twice")
 
 
@@ -717,6 +766,7 @@ def test_the_known_bugs_are_defined_once_in_clipstream() -> None:
     assert all(isinstance(v, str) and v for v in BUGS.values())
     assert KNOBS["bugs"] == ("CLIPSTREAM_BUGS", "list")
     assert set(KNOBS) == set(STACK_KNOBS)
+    assert ClipStream.info.bugs == BUGS
 
 
 def test_the_harness_and_clipstream_know_the_same_bugs() -> None:
@@ -747,13 +797,19 @@ def test_bugs_must_be_a_list_of_names(value: Any, field: str, message: str) -> N
     assert (err.field, err.message) == (field, message)
 
 
-def test_without_a_target_bug_names_are_checked_for_shape_only() -> None:
-    raw = {**yaml.safe_load(drill()), "stack": {"config": {"bugs": ["some-future-bug"]}}}
-    assert DrillSpec.model_validate(raw).stack.config.bugs == ("some-future-bug",)
+def test_without_a_target_knobs_are_kept_and_bug_names_checked_for_shape_only() -> None:
+    raw = {**yaml.safe_load(drill()),
+           "stack": {"config": {"bugs": ["some-future-bug"], "detection": "1.5s", "n": 3}}}
+    spec = DrillSpec.model_validate(raw)
+    assert type(spec.stack.config) is AnyKnobs and spec.stack.target is None
+    assert dict(spec.stack.config) == {"bugs": ("some-future-bug",), "detection": "1.5s",
+                                       "n": 3.0}
+    assert DrillSpec.model_validate({**raw, "catches": ["some-future-bug"]}).catches == (
+        "some-future-bug",)
     with pytest.raises(ValueError, match="expected a bug name"):
-        DrillSpec.model_validate({**raw, "stack": {"config": {"bugs": ["Bad Name"]}}})
-    with pytest.raises(ValueError, match="listed twice"):
-        DrillSpec.model_validate({**raw, "stack": {"config": {"bugs": ["a", "a"]}}})
+        DrillSpec.model_validate({**raw, "catches": ["Bad Name"]})
+    with pytest.raises(ValueError, match=re.escape("listed twice (catches[0] and catches[1])")):
+        DrillSpec.model_validate({**raw, "catches": ["a", "a"]})
 
 
 def test_knob_env_joins_bugs_and_refuses_unknown_ones() -> None:
@@ -776,16 +832,16 @@ def test_load_risk_defaults() -> None:
     load = parse().load
     assert load.retries == 2
     assert (load.burst.multiplier, load.burst.width, load.burst.at_revert) == (1.0, 2.0, False)
-    assert (load.hot.videos, load.hot.share) == (4, 0.5)
+    assert (load.hot.keys, load.hot.share) == (4, 0.5)
 
 
 def test_load_risk_values_are_read() -> None:
     load = parse(("load", {"retries": 0, "burst": {"multiplier": 3, "width": "500ms",
                                                    "at_revert": True},
-                           "hot": {"videos": 0, "share": 1}})).load
+                           "hot": {"keys": 0, "share": 1}})).load
     assert load.retries == 0
     assert (load.burst.multiplier, load.burst.width, load.burst.at_revert) == (3.0, 0.5, True)
-    assert (load.hot.videos, load.hot.share) == (0, 1.0)
+    assert (load.hot.keys, load.hot.share) == (0, 1.0)
 
 
 @pytest.mark.parametrize(
@@ -807,8 +863,8 @@ def test_load_risk_values_are_read() -> None:
         (("load.burst", {"at_revrt": True}), "load.burst.at_revrt",
          "unknown field 'at_revrt'; did you mean 'at_revert'? (allowed: multiplier, width, "
          "at_revert)"),
-        (("load.hot", {"videos": -1}), "load.hot.videos", "expected 0 <= int <= 1000, got -1"),
-        (("load.hot", {"videos": 1001}), "load.hot.videos",
+        (("load.hot", {"keys": -1}), "load.hot.keys", "expected 0 <= int <= 1000, got -1"),
+        (("load.hot", {"keys": 1001}), "load.hot.keys",
          "expected 0 <= int <= 1000, got 1001"),
         (("load.hot", {"share": 1.5}), "load.hot.share", "expected 0 <= float <= 1, got 1.5"),
         (("load.hot", {"share": -0.1}), "load.hot.share", "expected 0 <= float <= 1, got -0.1"),
@@ -828,9 +884,9 @@ def test_burst_width_must_be_positive() -> None:
 def test_load_upper_bounds_are_accepted_exactly() -> None:
     load = parse(("load", {"users": 5000, "rate": 10000, "timeout": "60s", "retries": 10,
                            "burst": {"multiplier": 100, "width": "1m"},
-                           "hot": {"videos": 1000}})).load
+                           "hot": {"keys": 1000}})).load
     assert (load.users, load.rate, load.timeout, load.retries) == (5000, 10000.0, 60.0, 10)
-    assert (load.burst.multiplier, load.burst.width, load.hot.videos) == (100.0, 60.0, 1000)
+    assert (load.burst.multiplier, load.burst.width, load.hot.keys) == (100.0, 60.0, 1000)
 
 
 # ---------------------------------------------------------------- objectives: zero reads, exposure
@@ -1172,3 +1228,403 @@ def test_two_thousand_faults_validate_quickly() -> None:
     with pytest.raises(SpecError, match=r"timeline.faults\[2001\]: faults\[2001\] \(crash "
                                         r"store-east at 4003s for 2s\) overlaps faults\[1999\]"):
         validate_targets(clash, TOPOLOGY)
+
+
+# ---------------------------------------------------------------- your own system (custom target)
+
+NODES: list[dict[str, Any]] = [
+    {"name": "kv-east", "zone": "dc-east", "ready": {"http": "/healthz"},
+     "command": ["python", "kv.py", "--port", "{port}", "--peer", "{link:kv-east->kv-west}"],
+     "env": {"KV_DATA": "{data_dir}", "KV_SHARDS": 3}},
+    {"name": "kv-west", "zone": "dc-west", "ready": {"tcp": True},
+     "command": ["python", "kv.py", "--port", "{port}", "--peer", "{addr:kv-east}"]},
+    {"name": "api", "zone": "edge", "command": ["{python}", "api.py", "--log", "{work_dir}/a"]},
+]
+LINKS: list[dict[str, Any]] = [{"name": "kv-east->kv-west", "upstream": "kv-west"},
+                               {"name": "api->kv-east", "upstream": "kv-east"}]
+OWN: dict[str, Any] = {"nodes": NODES, "links": LINKS, "entry": "api",
+                       "stores": ["kv-east", "kv-west"]}
+DATA = {"http": "/drills/state"}
+
+
+def own(**changes: Any) -> tuple[str, Any]:
+    """The ``stack`` edit for a local system of our own (OWN with ``changes``; None drops)."""
+    return ("stack", {k: v for k, v in {**OWN, **changes}.items() if v is not None})
+
+
+def node(i: int, **changes: Any) -> list[dict[str, Any]]:
+    """NODES with node ``i`` changed."""
+    return [{**n, **changes} if k == i else n for k, n in enumerate(NODES)]
+
+
+def test_own_local_processes_are_the_custom_target() -> None:
+    spec = parse(own())
+    stack = spec.stack
+    assert (stack.target, stack.target_name, stack.provider) == ("custom", "custom", "local")
+    assert [n.name for n in stack.nodes] == ["kv-east", "kv-west", "api"]
+    assert stack.nodes[0].env == {"KV_DATA": "{data_dir}", "KV_SHARDS": "3"}  # numbers as text
+    assert stack.nodes[0].ready is not None and stack.nodes[0].ready.http == "/healthz"
+    assert stack.nodes[1].ready is not None and stack.nodes[1].ready.tcp is True
+    assert stack.nodes[2].ready is None  # no probe: up once started
+    assert [(lk.name, lk.upstream, lk.listen) for lk in stack.links] == [
+        ("kv-east->kv-west", "kv-west", None), ("api->kv-east", "kv-east", None)]
+    assert (stack.entry, stack.stores, stack.data) == ("api", ("kv-east", "kv-west"), None)
+    assert type(stack.config) is KnobsModel and dict(stack.config) == {}
+
+
+def test_own_system_without_a_data_contract_judges_requests_only() -> None:
+    spec = parse(own(), ("objectives.rto", {"GET /items": "5s", "put": "3s"}))
+    assert not spec.data_measured and not spec.objectives.data_measured
+    assert spec.objectives.names() == ("rto.GET /items", "rto.put", "recovery")
+    assert spec.objectives.names(faults=False) == ()
+    verdicts = {"rto.GET /items": True, "rto.put": True, "recovery": True}
+    assert spec.judge(verdicts) is True  # no data objective is waited for, none "passed"
+    assert spec.judge({**verdicts, "lost_acked_writes": False}) is True
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("lost_acked_writes", 0), ("counters", "exact"), ("counters", "ignore"),
+    ("zero_reads", "fresh"), ("split_brain", "forbid"), ("exposure", {"min_writes_at_risk": 5})])
+def test_a_data_objective_without_a_data_contract_is_refused(name: str, value: Any) -> None:
+    err = refused(own(), (f"objectives.{name}", value))
+    assert err.field == f"objectives.{name}"
+    assert err.message == (
+        "not measured: this target has no final-read contract; add stack.data ({http: <path>} "
+        "or {python: file.py:function}) and stack.stores to measure it, or leave "
+        f"objectives.{name} out")
+
+
+def test_a_registered_target_without_a_data_contract_refuses_data_objectives() -> None:
+    info = TargetInfo(name="plain", classes=("read",))
+    raw = {**yaml.safe_load(drill()), "objectives": {"lost_acked_writes": 2}}
+    with pytest.raises(ValueError, match=re.escape(
+            "not measured: this target has no final-read contract; leave "
+            "objectives.lost_acked_writes out")):
+        DrillSpec.model_validate(raw, context={TARGET_CONTEXT: info})
+    raw["objectives"] = {"recovery": "ignore"}
+    spec = DrillSpec.model_validate(raw, context={TARGET_CONTEXT: info})
+    assert spec.objectives.names() == () and not spec.data_measured
+
+
+def test_fails_on_a_data_objective_that_is_not_measured() -> None:
+    err = refused(own(), ("expect", "fail"), ("fails_on", ["lost_acked_writes"]))
+    assert (err.field, err.message) == (
+        "fails_on[0]", "'lost_acked_writes' is not an objective of this drill (this target has "
+        "no final-read contract); objectives: recovery")
+
+
+def test_stack_data_measures_the_data_objectives() -> None:
+    spec = parse(own(data=DATA), ("objectives.counters", "ignore"))
+    assert spec.data_measured and spec.stack.data is not None
+    assert spec.stack.data.http == "/drills/state"
+    assert spec.objectives.names() == ("lost_acked_writes", "zero_reads", "split_brain",
+                                       "recovery")
+    ok = parse(own(data={"python": "mypkg.readback:final_read"}))
+    assert ok.stack.data is not None and ok.stack.data.python == "mypkg.readback:final_read"
+
+
+def test_a_python_data_file_resolves_against_the_drill_file(tmp_path: Path) -> None:
+    (tmp_path / "readback.py").write_text("def final_read(stores): return {}\n")
+    path = tmp_path / "d.yaml"
+    path.write_text(drill(own(data={"python": "readback.py:final_read"})))
+    from drills.catalog import load_drill
+
+    spec = load_drill(path)
+    assert spec.stack.data is not None
+    assert spec.stack.data.python == f"{(tmp_path / 'readback.py').resolve()}:final_read"
+    path.write_text(drill(own(data={"python": "gone.py:final_read"})))
+    with pytest.raises(SpecError) as info:
+        load_drill(path)
+    assert (info.value.field, info.value.message) == (
+        "stack.data.python", f"no such file: {tmp_path / 'gone.py'}")
+
+
+@pytest.mark.parametrize(("edit", "field", "message"), [
+    (own(data=DATA, stores=None), "stack.data",
+     "data needs stores: the nodes (local) or service:port (docker) the final read asks"),
+    (own(data={"http": "/s", "python": "m:f"}), "stack.data",
+     "data needs exactly one of http (a path, e.g. /drills/state) or python (file.py:function "
+     "or module:function)"),
+    (own(data={}), "stack.data", "data needs exactly one of http (a path, e.g. /drills/state) "
+     "or python (file.py:function or module:function)"),
+    (own(data={"http": "state"}), "stack.data.http",
+     "expected a path starting with /, got 'state'"),
+    (own(data={"python": "readback.py"}), "stack.data.python",
+     "expected file.py:function or module:function, got 'readback.py'"),
+    (own(data={"sql": "x"}), "stack.data.sql",
+     "unknown field 'sql' (allowed: http, python)"),
+])
+def test_data_contract_errors(edit: tuple[str, Any], field: str, message: str) -> None:
+    err = refused(edit)
+    assert (err.field, err.message) == (field, message)
+
+
+PLACES = "(placeholders: {port}, {addr:NODE}, {link:NAME}, {data_dir}, {work_dir}, {python})"
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("{prot}", f"unknown placeholder '{{prot}}'; did you mean '{{port}}'? {PLACES}"),
+    ("{port:kv-east}", f"unknown placeholder '{{port:kv-east}}'; did you mean '{{port}}'? "
+                       f"{PLACES}"),
+    ("{addr}", f"unknown placeholder '{{addr}}'; did you mean '{{addr:NODE}}'? {PLACES}"),
+    ("{host}", f"unknown placeholder '{{host}}' {PLACES}"),
+    ("--peer={addr:kv-wset}", "{addr:kv-wset}: unknown node 'kv-wset'; did you mean 'kv-west'? "
+                              "(nodes: kv-east, kv-west, api)"),
+    ("{link:kv-east->kv-wst}", "{link:kv-east->kv-wst}: unknown link 'kv-east->kv-wst'; did "
+                               "you mean 'kv-east->kv-west'? (links: kv-east->kv-west, "
+                               "api->kv-east)"),
+])
+def test_bad_placeholders_are_named(arg: str, message: str) -> None:
+    err = refused(own(nodes=node(1, command=["python", "kv.py", arg])))
+    assert (err.field, err.message) == ("stack.nodes[1].command[2]", message)
+
+
+def test_placeholders_in_env_and_without_links() -> None:
+    err = refused(own(nodes=node(2, env={"PEER": "{link:api->kv-west}"})))
+    assert err.field == "stack.nodes[2].env.PEER"
+    assert err.message.startswith("{link:api->kv-west}: unknown link 'api->kv-west'")
+    err = refused(own(links=None))
+    assert (err.field, err.message) == (
+        "stack.nodes[0].command[5]", "{link:kv-east->kv-west}: unknown link 'kv-east->kv-west' "
+        "(stack.links declares none)")
+    # braces that are no placeholder are left alone: JSON, shell variables
+    spec = parse(own(nodes=node(2, command=["sh", "-c", 'echo {"a": 1} ${HOME}'])))
+    assert spec.stack.nodes[2].command[2] == 'echo {"a": 1} ${HOME}'
+
+
+def test_placeholders_expand() -> None:
+    assert placeholders("{addr:kv-east}/x?{port}") == [("addr", "kv-east", "{addr:kv-east}"),
+                                                       ("port", None, "{port}")]
+    values = {"port": "7001", "addr:kv-east": "127.0.0.1:7000", "link:a->b": "127.0.0.1:9"}
+    assert expand("--peer={addr:kv-east} --port {port} {link:a->b} {}", values) == (
+        "--peer=127.0.0.1:7000 --port 7001 127.0.0.1:9 {}")
+    with pytest.raises(KeyError):
+        expand("{work_dir}", values)
+
+
+@pytest.mark.parametrize(("edit", "field", "message"), [
+    (own(nodes=node(2, name="kv-east")), "stack.nodes[2].name",
+     "'kv-east' is used twice (nodes[0] and nodes[2])"),
+    (own(nodes=node(0, name="KV East")), "stack.nodes[0].name",
+     "expected [a-z0-9-]+, got 'KV East'"),
+    (own(nodes=node(0, zone="")), "stack.nodes[0].zone", "must not be empty"),
+    (own(nodes=node(0, command=[])), "stack.nodes[0].command", "must not be empty"),
+    (own(nodes=node(0, command="kv --port 1")), "stack.nodes[0].command",
+     "expected list of text, got 'kv --port 1'"),
+    (own(nodes=node(0, env={"1X": "a"})), "stack.nodes[0].env",
+     "expected environment variable names (letters, digits, _; not starting with a digit), "
+     "got '1X'"),
+    (own(nodes=node(0, ready={"tcp": False})), "stack.nodes[0].ready.tcp",
+     "expected true (leave ready out for no probe)"),
+    (own(nodes=node(0, ready={"http": "/h", "tcp": True})), "stack.nodes[0].ready",
+     "ready needs exactly one of http (a path, e.g. /healthz) or tcp: true"),
+    (own(nodes=node(0, ready={"http": "healthz"})), "stack.nodes[0].ready.http",
+     "expected a path starting with /, got 'healthz'"),
+    (own(links=[*LINKS, {"name": "api->kv-east", "upstream": "kv-west"}]),
+     "stack.links[2].name", "'api->kv-east' is used twice (links[1] and links[2])"),
+    (own(links=[{"name": "a->b", "upstream": "kv-wst"}]), "stack.links[0].upstream",
+     "unknown node 'kv-wst'; did you mean 'kv-west'? (nodes: kv-east, kv-west, api)"),
+    (own(links=[{"name": "a b", "upstream": "api"}]), "stack.links[0].name",
+     "expected [a-z0-9._>-]+, got 'a b'"),
+    (own(links=[{"name": "a", "upstream": "api", "listen": "127.0.0.1:70000"}]),
+     "stack.links[0].listen", "expected host:port (port 1-65535), got '127.0.0.1:70000'"),
+    (own(entry="apii"), "stack.entry",
+     "unknown node 'apii'; did you mean 'api'? (nodes: kv-east, kv-west, api)"),
+    (own(stores=["kv-east", "kv-wesst"]), "stack.stores[1]",
+     "unknown node 'kv-wesst'; did you mean 'kv-west'? (nodes: kv-east, kv-west, api)"),
+    (own(stores=["kv-east", "kv-east"]), "stack.stores[1]",
+     "'kv-east' is used twice (stores[0] and stores[1])"),
+    (("stack", {"target": "custom"}), "stack.nodes",
+     "your own system on provider local needs nodes: the processes to run (name, zone, "
+     "command)"),
+])
+def test_own_local_system_errors(edit: tuple[str, Any], field: str, message: str) -> None:
+    err = refused(edit)
+    assert (err.field, err.message) == (field, message)
+
+
+def test_a_local_link_may_listen_on_a_fixed_port() -> None:
+    links = [{**LINKS[0], "listen": "127.0.0.1:16379"}, {**LINKS[1], "listen": "0.0.0.0:16379"}]
+    err = refused(own(links=links))
+    assert (err.field, err.message) == ("stack.links[1].listen",
+                                        "port 16379 is also where links[0] listens")
+    links[1]["listen"] = "127.0.0.1:16380"
+    assert parse(own(links=links)).stack.links[1].listen == "127.0.0.1:16380"
+
+
+def test_nodes_need_the_local_provider() -> None:
+    err = refused(own(provider="docker"))
+    assert (err.field, err.message) == (
+        "stack.nodes", "nodes applies only to provider local (provider is docker): with "
+        "docker, your services come from stack.compose")
+
+
+def compose_stack(tmp_path: Path, **changes: Any) -> tuple[str, Any]:
+    (tmp_path / "compose.yml").write_text("services: {}\n")
+    stack = {"provider": "docker", "compose": str(tmp_path / "compose.yml"),
+             "links": [{"name": "app->db", "upstream": "db:6379", "listen": "0.0.0.0:16379"}],
+             "entry": "app:8080", "stores": ["db:6379", "db-replica:6379"],
+             "images": {"example/redis:latest": {"debian": ["redis-server", "redis-sentinel"]}}}
+    return ("stack", {k: v for k, v in {**stack, **changes}.items() if v is not None})
+
+
+def test_own_compose_stack_is_the_custom_target(tmp_path: Path) -> None:
+    stack = parse(compose_stack(tmp_path)).stack
+    assert (stack.target, stack.provider) == ("custom", "docker")
+    assert stack.compose == str((tmp_path / "compose.yml").resolve())
+    assert [(lk.name, lk.upstream, lk.listen) for lk in stack.links] == [
+        ("app->db", "db:6379", "0.0.0.0:16379")]
+    assert (stack.entry, stack.stores) == ("app:8080", ("db:6379", "db-replica:6379"))
+    assert stack.images["example/redis:latest"].debian == ("redis-server", "redis-sentinel")
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"links": [{"name": "app->db", "upstream": "db:6379"}]}, "stack.links[0].listen",
+     "a docker link needs listen: host:port inside the proxy container, e.g. 0.0.0.0:16379"),
+    ({"links": [{"name": "app->db", "upstream": "db", "listen": "0.0.0.0:1"}]},
+     "stack.links[0].upstream", "expected service:port (port 1-65535), got 'db'"),
+    ({"links": [{"name": "a", "upstream": "db:1", "listen": "0.0.0.0:5"},
+                {"name": "b", "upstream": "db:2", "listen": "0.0.0.0:5"}]},
+     "stack.links[1].listen", "port 5 is also where links[0] listens"),
+    ({"entry": "app"}, "stack.entry", "expected service:port (port 1-65535), got 'app'"),
+    ({"stores": ["db:0"]}, "stack.stores[0]", "expected service:port (port 1-65535), got 'db:0'"),
+    ({"images": {"x:1": {"debian": ["Redis Server"]}}}, "stack.images.x:1.debian[0]",
+     "expected a Debian package name, got 'Redis Server'"),
+    ({"images": {"x:1": {"debian": []}}}, "stack.images.x:1.debian", "must not be empty"),
+    ({"compose": None, "target": "custom"}, "stack.compose",
+     "your own system on provider docker needs compose: your Compose file"),
+])
+def test_own_compose_stack_errors(tmp_path: Path, changes: dict[str, Any], field: str,
+                                  message: str) -> None:
+    err = refused(compose_stack(tmp_path, **changes))
+    assert (err.field, err.message) == (field, message)
+
+
+def test_images_need_the_docker_provider() -> None:
+    err = refused(own(images={"x:1": {"debian": ["redis-server"]}}))
+    assert (err.field, err.message) == ("stack.images",
+                                        "images applies only to provider docker (provider is "
+                                        "local)")
+
+
+@pytest.mark.parametrize(("stack", "field"), [
+    ({"target": "clipstream", "nodes": NODES}, "stack.nodes"),
+    ({"links": LINKS}, "stack.links"),
+    ({"entry": "api"}, "stack.entry"),
+    ({"stores": ["store-east"]}, "stack.stores"),
+    ({"provider": "docker", "data": DATA}, "stack.data"),
+])
+def test_a_registered_target_owns_its_shape(stack: dict[str, Any], field: str) -> None:
+    err = refused(("stack", stack))
+    name = field.split(".")[1]
+    assert (err.field, err.message) == (
+        field, f"{name} describes your own system, but the clipstream target brings its own "
+        f"nodes, links, entry, stores and data contract: drop {name}, or drill your own "
+        f"system (nodes with provider local, compose with provider docker, no stack.target)")
+
+
+def test_an_unknown_target_lists_the_installed_ones() -> None:
+    err = refused(("stack", {"target": "clipstraem"}))
+    assert (err.field, err.message) == (
+        "stack.target", "unknown target 'clipstraem'; did you mean 'clipstream'? (installed "
+        "targets: clipstream)")
+    err = refused(("stack", {"target": 5}))
+    assert (err.field, err.message) == ("stack.target", "expected name, got 5")
+
+
+def test_own_system_classes_are_free_and_knobs_and_bugs_refused() -> None:
+    spec = parse(own(), ("objectives.rto", {"GET /items": "5s"}),
+                 ("guardrails", [{"op": "GET /items"}]),
+                 ("load.classes", {"GET /items?page=[n]": "GET /items"}))
+    assert spec.guardrails[0].op == "GET /items"
+    assert spec.load.classes == {"GET /items?page=[n]": "GET /items"}
+    err = refused(own(config={"fsync": "never"}))
+    assert (err.field, err.message) == ("stack.config", "the custom target takes no knobs: "
+                                                        "leave stack.config out")
+    err = refused(own(), ("catches", ["no-fencing"]))
+    assert (err.field, err.message) == ("catches", "the custom target plants no bugs: catches "
+                                                   "applies only to a target with planted bugs")
+
+
+@pytest.mark.parametrize(("edit", "field", "message"), [
+    (("guardrails", [{"op": "uploads"}]), "guardrails[0].op",
+     "unknown class 'uploads'; did you mean 'upload'? (classes: upload, feed, view, like, "
+     "search, stats)"),
+    (("load.classes", {"GET /feed?page=[n]": "feeds"}), "load.classes",
+     "'GET /feed?page=[n]' -> unknown class 'feeds'; did you mean 'feed'? (classes: upload, "
+     "feed, view, like, search, stats)"),
+    (("objectives.rto", {"GET /x": "1s"}), "objectives.rto",
+     "unknown class 'GET /x' (classes: upload, feed, view, like, search, stats)"),
+    (("catches", ["no-fencing", "no-fencin"]), "catches[1]",
+     "unknown bug 'no-fencin'; did you mean 'no-fencing'? (known: " + ", ".join(BUGS) + ")"),
+])
+def test_names_the_target_knows(edit: tuple[str, Any], field: str, message: str) -> None:
+    err = refused(edit)
+    assert (err.field, err.message) == (field, message)
+
+
+def test_load_classes_map_request_names_to_the_targets_classes() -> None:
+    load = parse(("load.classes", {"GET /feed?page=[n]": "feed"})).load
+    assert load.classes == {"GET /feed?page=[n]": "feed"}
+
+
+def test_own_system_reads_back_from_its_yaml() -> None:
+    spec = parse(own(data=DATA), ("objectives.rto", {"GET /items": "5s"}))
+    text = spec.to_yaml()
+    assert "target: custom" in text and "{link:kv-east->kv-west}" in text
+    again = parse_drill(text, source="again.yaml")
+    assert again.model_dump() == spec.model_dump() and again.data_measured
+    blind = parse(own())  # no data contract: no data objective in the effective drill
+    assert "lost_acked_writes" not in blind.to_yaml() and "recovery: required" in blind.to_yaml()
+    assert parse_drill(blind.to_yaml()).model_dump() == blind.model_dump()
+    plain = parse().to_yaml()  # a registered target's drill shows none of the custom fields
+    assert "target: clipstream" in plain
+    assert not re.search(r"^\s*(nodes|links|stores|images|classes):", plain, re.MULTILINE)
+
+
+# ---------------------------------------------------------------- knobs
+
+
+class DemoKnobs(KnobsModel):
+    """Knobs of a demonstration target."""
+
+    mode: str | None = doc_field(None, typ="text", doc="A mode.")
+    delay: float | None = doc_field(None, typ="float", doc="A delay.")
+    flags: tuple[str, ...] = doc_field((), typ="list of names", doc="Flags.")
+
+
+def test_a_knobs_model_reads_as_a_mapping_of_the_knobs_set() -> None:
+    knobs = DemoKnobs.model_validate({"flags": ["a"], "delay": 1.5})
+    assert dict(knobs) == {"delay": 1.5, "flags": ("a",)}  # declaration order
+    assert list(knobs) == ["delay", "flags"] and len(knobs) == 2 and "mode" not in knobs
+    assert list(knobs.items()) == [("delay", 1.5), ("flags", ("a",))]
+    assert list(knobs.values()) == [1.5, ("a",)] and isinstance(knobs, Mapping)
+    assert (knobs.get("delay"), knobs.get("mode"), knobs.get("mode", "x")) == (1.5, None, "x")
+    with pytest.raises(KeyError):
+        knobs["mode"]
+    assert knobs.delay == 1.5 and list(DemoKnobs().keys()) == []
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        DemoKnobs.model_validate({"mood": "x"})
+
+
+def test_a_targets_knobs_model_validates_stack_config() -> None:
+    info = TargetInfo(name="demo", classes=("read",), config=DemoKnobs)
+    raw = {**yaml.safe_load(drill()), "stack": {"config": {"mode": "fast"}}}
+    spec = DrillSpec.model_validate(raw, context={TARGET_CONTEXT: info})
+    assert type(spec.stack.config) is DemoKnobs and dict(spec.stack.config) == {"mode": "fast"}
+    assert spec.stack.target == "demo"
+    assert "mode: fast" in spec.to_yaml()
+    spec = DrillSpec.model_validate(yaml.safe_load(drill()), context={TARGET_CONTEXT: info})
+    assert type(spec.stack.config) is DemoKnobs  # the default too
+
+
+def test_no_spec_module_names_a_target() -> None:
+    """The spec and the catalog are generic: the target gives its names (TargetInfo)."""
+    root = Path(__file__).resolve().parents[1] / "drills"
+    files = [*sorted((root / "spec").glob("*.py")), root / "catalog.py"]
+    classes = "|".join(CLASSES)
+    pattern = re.compile(rf"clipstream|/dump|[\"'`]({classes})[\"'`]|\brto\.({classes})\b",
+                         re.IGNORECASE)
+    found = [f"{f.name}:{n}: {line.strip()}" for f in files
+             for n, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []

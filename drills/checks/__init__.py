@@ -4,15 +4,16 @@ Every check takes typed records (`drills.model.Request`, `Op`, `FaultRecord`, `F
 and keyword-only parameters, and returns a `drills.model.CheckResult`; no I/O, no clock, no
 globals. The engine composes them:
 
-- `check_rto` (per class and fault; `measure_rtos` / `judge_rto` give the `Rto` records)
-- `check_acked_writes` (lost / unexpected uploads) and `check_rpo`
-- `check_counters` (view/like bounds) and `check_zero_reads` (stats reads and feed/search
-  items; degraded reads optionally left out)
+- `check_rto` (per class and fault; `measure_rtos` / `judge_rto` give the `Rto` records,
+  carried as the result's evidence)
+- `check_acked_writes` (lost / unexpected keys; `LostWrite` evidence) and `check_rpo`
+- `check_counters` (bounds of every (key, counter)) and `check_zero_reads` (reads of one key
+  and list-read items; degraded reads optionally left out)
 - `check_split_brain` (from the history: overlapping acks and vanished reads; from the
   epochs: same-epoch / stale-epoch acks; divergent replicas)
 - `check_exposure` (what each fault put at risk; `measure_exposure` gives the `Exposure`)
 
-plus `series_by_class` / `bucket_series` for plots and live views, and `completions` /
+plus `series_by_class` / `bucket_series` for plots and the live display, and `completions` /
 `outcomes` to pair a history's invokes with their completions.
 """
 
@@ -28,7 +29,7 @@ from drills.checks.counters import (
 from drills.checks.exposure import Exposure, FaultExposure, check_exposure, measure_exposure
 from drills.checks.history import INCREMENTS, WRITES, Completion, by_id, completions, outcomes
 from drills.checks.params import AnalysisParams
-from drills.checks.rto import Rto, check_rto, judge_rto, measure_rto, measure_rtos
+from drills.checks.rto import check_rto, judge_rto, measure_rto, measure_rtos
 from drills.checks.splitbrain import (
     EpochConflict,
     OverlappingAck,
@@ -40,7 +41,15 @@ from drills.checks.splitbrain import (
     vanished_reads,
     winner_first_ack,
 )
-from drills.checks.writes import WriteSets, check_acked_writes, check_rpo, observed_rpo, write_sets
+from drills.checks.writes import (
+    WriteSets,
+    check_acked_writes,
+    check_rpo,
+    lost_writes,
+    observed_rpo,
+    write_sets,
+)
+from drills.model import LostWrite, Rto
 
 __all__ = [
     "INCREMENTS",
@@ -52,6 +61,7 @@ __all__ = [
     "EpochConflict",
     "Exposure",
     "FaultExposure",
+    "LostWrite",
     "OverlappingAck",
     "Rto",
     "Series",
@@ -72,6 +82,7 @@ __all__ = [
     "counter_bounds",
     "divergent_keys",
     "judge_rto",
+    "lost_writes",
     "measure_exposure",
     "measure_rto",
     "measure_rtos",

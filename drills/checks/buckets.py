@@ -1,4 +1,4 @@
-"""Group requests into time buckets per operation class (for RTO, plots and live views).
+"""Group requests into time buckets per operation class (for RTO, plots and the live display).
 
 A bucket ``k`` of a grid with origin ``o`` and width ``w`` holds the requests whose *start*
 time ``t`` lies in ``[o + k*w, o + (k+1)*w)``. Success rate ``s = ok / count``; an empty bucket
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from drills.errors import SpecError
-from drills.model import OP_CLASSES, Request
+from drills.model import Request, classes_of
 
 #: Tolerance (s) on bucket boundaries, see the module docstring.
 EDGE_S = 1e-5
@@ -133,14 +133,16 @@ def series_by_class(
     bucket_s: float = 0.25,
     origin: float | None = None,
     end: float | None = None,
-    classes: Sequence[str] = OP_CLASSES,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Series, ...]:
-    """One `bucket_series` per class of ``classes``, all on the same grid (same defaults)."""
+    """One `bucket_series` per class of ``classes``, all on the same grid (same defaults).
+
+    ``classes`` None or empty: the classes of ``requests`` in first-seen order."""
     if origin is None:
         origin = min((r.t for r in requests), default=0.0)
     if end is None:
         end = max((r.t for r in requests), default=origin - bucket_s)
     return tuple(
         bucket_series(requests, op=op, bucket_s=bucket_s, origin=origin, end=end)
-        for op in classes
+        for op in classes_of(requests, classes)
     )

@@ -1,25 +1,27 @@
-"""Counters: bounds on each video's final views/likes, and reads that saw zero too late.
+"""Counters: bounds on every counter's final value, and reads that saw zero too late.
 
-An increment is one op id (``f="view"`` or ``f="like"``) merged over its attempts (see
-`drills.checks.history`): ``ok`` = acked, ``info`` = indeterminate, ``fail`` = not applied.
-For each video and counter, with ``base`` its value before the load:
+An increment is one op id (``f="incr"``, counter ``counter`` of key ``key``) merged over its
+attempts (see `drills.checks.history`): ``ok`` = acked, ``info`` = indeterminate, ``fail`` =
+not applied. Counter names are the system's own (any string). For each key and counter, with
+``base`` its value before the load:
 
     base + acked  <=  final value  <=  base + acked + indeterminate
 
-``base`` is 0 for videos the load created; taken from ``initial`` (a snapshot read before the
-load) when given; unknown for ``preexisting`` videos absent from ``initial``, which then get
-the lower bound ``acked`` only. Videos checked: every video with increments in the history,
-every video of the final read, every key of its counter maps; a missing counter reads as 0.
-Below the lower bound = lost increments; above the upper bound = double counting.
+``base`` is 0 for keys the load created; taken from ``initial`` (a snapshot read before the
+load) when given; unknown for ``preexisting`` keys absent from ``initial``, which then get
+the lower bound ``acked`` only. Counters checked: every (key, counter) with increments in the
+history, every (key, counter) of the final read, and every key of the final read with every
+counter name seen in the run (increments, final read, initial read); a missing counter reads
+as 0. Below the lower bound = lost increments; above the upper bound = double counting.
 
-Zero reads: a successful read (``f="read"``, ``ok``) that saw a counter at 0 while increments
-of that counter for that video had been acknowledged before the read was invoked. A stats read
-reports one video (``video``, ``views``, ``likes``); a feed or search read reports each video it
-showed (``items``), and each item is judged like a stats read of that video invoked when the
-feed read was. An increment counts as acknowledged from its first ``ok`` (attempts merged by
-op id). Reads with no invoke entry are skipped (their start is unknown), as are counters the
-read did not report. Reads answered as degraded (``degraded`` True: by a replica, allowed to
-be stale) are judged unless ``include_degraded`` is False, and counted apart either way.
+Zero reads: a successful read (``f="read"``, ``ok``) that saw counter ``c`` of key ``k`` at 0
+while increments of ``c`` of ``k`` had been acknowledged before the read was invoked. A read
+of one key reports ``key`` and ``counts``; a list read reports each key it showed (``items``),
+and each item is judged as a read of that key invoked when the list read was. An increment
+counts as acknowledged from its first ``ok`` (attempts merged by op id). Reads with no invoke
+entry are skipped (their start is unknown), as are counters the read did not report. Reads
+answered as degraded (``degraded`` True: by a replica, allowed to be stale) are judged unless
+``include_degraded`` is False, and counted apart either way.
 """
 
 from __future__ import annotations
@@ -27,27 +29,21 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Literal
 
 from drills.checks.findings import at, bounded
 from drills.checks.history import Completion, by_id, completions
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
-Counter = Literal["views", "likes"]
-#: Counter name -> the history ``f`` of one increment of it.
-INCREMENT_OF: Mapping[Counter, str] = MappingProxyType({"views": "view", "likes": "like"})
-
 
 @dataclass(frozen=True, slots=True)
 class CounterBound:
-    """One counter of one video: its final value against its bounds.
+    """One counter of one key: its final value against its bounds.
 
-    ``high`` is None when no upper bound is known (a preexisting video, no initial read).
+    ``high`` is None when no upper bound is known (a preexisting key, no initial read).
     """
 
-    video: str
-    counter: Counter
+    key: str
+    counter: str
     value: int
     low: int
     high: int | None
@@ -62,15 +58,16 @@ class CounterBound:
 
 @dataclass(frozen=True, slots=True)
 class ZeroRead:
-    """A read that returned 0 for a counter with ``acked_before`` increments acked earlier.
+    """A read that returned 0 for counter ``counter`` of ``key`` with ``acked_before``
+    increments acked earlier.
 
     ``degraded`` is the read's own flag (None = unknown); ``item`` is True when the 0 was one
-    item of a feed or search read rather than a stats read.
+    item of a list read rather than a read of one key.
     """
 
     read_id: str
-    video: str
-    counter: Counter
+    key: str
+    counter: str
     invoked_at: float
     acked_before: int
     store: str | None
@@ -78,15 +75,19 @@ class ZeroRead:
     item: bool = False
 
 
-def _tallies(ops: Iterable[Completion], counter: Counter) -> dict[str, tuple[int, int]]:
-    """video -> (acked, indeterminate) increments of ``counter`` (ops merged by id)."""
-    out: dict[str, tuple[int, int]] = {}
+def _tallies(ops: Iterable[Completion]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(key, counter) -> (acked, indeterminate) increments (ops merged by id)."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
     for c in ops:
-        if c.f != INCREMENT_OF[counter] or c.video is None or c.type == "fail":
+        if c.f != "incr" or c.key is None or c.counter is None or c.type == "fail":
             continue
-        acked, indet = out.get(c.video, (0, 0))
-        out[c.video] = (acked + 1, indet) if c.type == "ok" else (acked, indet + 1)
+        acked, indet = out.get((c.key, c.counter), (0, 0))
+        out[(c.key, c.counter)] = (acked + 1, indet) if c.type == "ok" else (acked, indet + 1)
     return out
+
+
+def _pairs(snap: StoreSnapshot) -> set[tuple[str, str]]:
+    return {(k, c) for k, cs in snap.counters.items() for c in cs}
 
 
 def counter_bounds(
@@ -96,31 +97,30 @@ def counter_bounds(
     preexisting: frozenset[str] = frozenset(),
     initial: StoreSnapshot | None = None,
 ) -> tuple[CounterBound, ...]:
-    """Bounds for every (video, counter) to check (module docstring), ordered by video."""
-    merged = list(by_id(completions(history)).values())
+    """Bounds for every (key, counter) to check (module docstring), ordered by key, counter."""
+    tallies = _tallies(by_id(completions(history)).values())
+    names = {c for _, c in tallies} | final.counter_names() | (
+        set() if initial is None else initial.counter_names())
+    wanted = set(tallies) | _pairs(final) | {(k, c) for k in final.keys for c in names}
+    known_before = set() if initial is None else set(initial.keys) | set(initial.counters)
     out: list[CounterBound] = []
-    for counter in ("views", "likes"):
-        tallies = _tallies(merged, counter)
-        values = getattr(final, counter)
-        before = {} if initial is None else getattr(initial, counter)
-        known_before = set() if initial is None else set(initial.videos) | set(before)
-        for video in sorted(set(tallies) | set(final.videos) | set(values)):
-            acked, indet = tallies.get(video, (0, 0))
-            base = before.get(video, 0) if video in known_before else 0
-            unknown_base = video in preexisting and video not in known_before
-            out.append(CounterBound(
-                video=video, counter=counter, value=int(values.get(video, 0)),
-                low=base + acked, high=None if unknown_base else base + acked + indet,
-                acked=acked, indeterminate=indet,
-            ))
-    return tuple(sorted(out, key=lambda b: (b.video, b.counter)))
+    for key, counter in sorted(wanted):
+        acked, indet = tallies.get((key, counter), (0, 0))
+        base = initial.count(key, counter) if initial is not None and key in known_before else 0
+        unknown_base = key in preexisting and key not in known_before
+        out.append(CounterBound(
+            key=key, counter=counter, value=final.count(key, counter),
+            low=base + acked, high=None if unknown_base else base + acked + indet,
+            acked=acked, indeterminate=indet,
+        ))
+    return tuple(out)
 
 
 def _bound_line(b: CounterBound) -> str:
     high = "inf" if b.high is None else str(b.high)
     what = (f"{b.low - b.value} lost increments" if b.value < b.low
             else f"{b.value - (b.high or 0)} counted twice")
-    return (f"{b.counter} of {b.video}: final {b.value} outside [{b.low}, {high}] "
+    return (f"counter {b.counter} of {b.key}: final {b.value} outside [{b.low}, {high}] "
             f"({b.acked} acked, {b.indeterminate} indeterminate): {what}")
 
 
@@ -160,12 +160,12 @@ def check_counters(
     )
 
 
-def _seen(c: Completion) -> list[tuple[str, int | None, int | None, bool]]:
-    """What one ok read reported: (video, views, likes, from an item) per video shown."""
-    out: list[tuple[str, int | None, int | None, bool]] = []
-    if c.video is not None:
-        out.append((c.video, c.views, c.likes, False))
-    out.extend((video, views, likes, True) for video, views, likes in c.items or ())
+def _seen(c: Completion) -> list[tuple[str, Mapping[str, int], bool]]:
+    """What one ok read reported: (key, counts, from an item) per key shown."""
+    out: list[tuple[str, Mapping[str, int], bool]] = []
+    if c.key is not None and c.counts is not None:
+        out.append((c.key, c.counts, False))
+    out.extend((key, counts, True) for key, counts in c.items or ())
     return out
 
 
@@ -173,39 +173,38 @@ def _judged_reads(ops: Iterable[Completion], *, include_degraded: bool) -> list[
     """The ok reads with a known invoke time that report something, minus skipped degraded."""
     return [c for c in ops
             if c.f == "read" and c.type == "ok" and c.invoked_at is not None
-            and (c.video is not None or c.items is not None)
+            and ((c.key is not None and c.counts is not None) or c.items is not None)
             and (include_degraded or c.degraded is not True)]
 
 
-def _ack_times(ops: Iterable[Completion]) -> dict[tuple[str, Counter], list[float]]:
-    """(video, counter) -> sorted first-ack times of its increments (attempts merged by id)."""
-    acks: dict[tuple[str, Counter], list[float]] = {}
+def _ack_times(ops: Iterable[Completion]) -> dict[tuple[str, str], list[float]]:
+    """(key, counter) -> sorted first-ack times of its increments (attempts merged by id)."""
+    acks: dict[tuple[str, str], list[float]] = {}
     for c in by_id(ops).values():
-        for counter, f in INCREMENT_OF.items():
-            if c.f == f and c.type == "ok" and c.video is not None and c.completed_at is not None:
-                acks.setdefault((c.video, counter), []).append(c.completed_at)
+        if (c.f == "incr" and c.type == "ok" and c.key is not None and c.counter is not None
+                and c.completed_at is not None):
+            acks.setdefault((c.key, c.counter), []).append(c.completed_at)
     for times in acks.values():
         times.sort()
     return acks
 
 
 def zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> tuple[ZeroRead, ...]:
-    """Every read (or feed/search item) that saw 0 for a counter with increments acked before
-    its invoke (module docstring), earliest first; one per (read, video, counter)."""
+    """Every read (or list-read item) that saw 0 for a counter with increments acked before
+    its invoke (module docstring), earliest first; one per (read, key, counter)."""
     ops = completions(history)
     acks = _ack_times(ops)
-    found: dict[tuple[str, float, str, Counter], ZeroRead] = {}
+    found: dict[tuple[str, float, str, str], ZeroRead] = {}
     for c in _judged_reads(ops, include_degraded=include_degraded):
         start = c.invoked_at or 0.0
-        for video, views, likes, item in _seen(c):
-            shown: dict[Counter, int | None] = {"views": views, "likes": likes}
-            for counter, seen in shown.items():
-                before = bisect.bisect_left(acks.get((video, counter), []), start)
-                key = (c.id, start, video, counter)
-                if seen == 0 and before > 0 and key not in found:
-                    found[key] = ZeroRead(c.id, video, counter, start, before, c.store,
-                                          c.degraded, item)
-    return tuple(sorted(found.values(), key=lambda z: (z.invoked_at, z.read_id, z.video,
+        for key, counts, item in _seen(c):
+            for counter, seen in counts.items():
+                before = bisect.bisect_left(acks.get((key, counter), []), start)
+                slot = (c.id, start, key, counter)
+                if seen == 0 and before > 0 and slot not in found:
+                    found[slot] = ZeroRead(c.id, key, counter, start, before, c.store,
+                                           c.degraded, item)
+    return tuple(sorted(found.values(), key=lambda z: (z.invoked_at, z.read_id, z.key,
                                                        z.counter)))
 
 
@@ -213,10 +212,10 @@ def check_zero_reads(history: Iterable[Op], *, include_degraded: bool = True) ->
     """Flag zero reads (module docstring); ``include_degraded=False`` leaves degraded reads
     unjudged (``zero_reads: fresh`` in a drill file).
 
-    Passed iff there is none. Metrics: ``zero_reads`` (how many (read, video, counter) saw
-    0), ``zero_read_videos``, ``zero_reads_degraded`` (how many of those came from degraded
-    reads), ``reads_judged`` (ok reads judged), ``reads_skipped_degraded``. Findings give each
-    one (read id, video, counter, time, store, degraded or not).
+    Passed iff there is none. Metrics: ``zero_reads`` (how many (read, key, counter) saw 0),
+    ``zero_read_keys``, ``zero_reads_degraded`` (how many of those came from degraded reads),
+    ``reads_judged`` (ok reads judged), ``reads_skipped_degraded``. Findings give each one
+    (read id, key, counter, time, store, degraded or not).
     """
     history = list(history)
     ops = completions(history)
@@ -232,12 +231,13 @@ def check_zero_reads(history: Iterable[Op], *, include_degraded: bool = True) ->
                  f"judged){note}" if not found else
                  f"{len(found)} reads saw a counter at 0 after increments were acked "
                  f"({degraded} of them degraded){note}"),
-        metrics={"zero_reads": len(found), "zero_read_videos": len({z.video for z in found}),
+        metrics={"zero_reads": len(found), "zero_read_keys": len({z.key for z in found}),
                  "zero_reads_degraded": degraded, "reads_judged": len(judged),
                  "reads_skipped_degraded": skipped},
         findings=bounded(
-            f"read {z.read_id}{' (feed/search item)' if z.item else ''} of {z.video} invoked at "
-            f"{at(z.invoked_at)} saw {z.counter}=0 after {z.acked_before} acked increments "
-            f"(store {z.store or '?'}{', degraded' if z.degraded else ''})" for z in found
+            f"read {z.read_id}{' (list item)' if z.item else ''} of {z.key} invoked at "
+            f"{at(z.invoked_at)} saw counter {z.counter} at 0 after {z.acked_before} acked "
+            f"increments (store {z.store or '?'}{', degraded' if z.degraded else ''})"
+            for z in found
         ),
     )

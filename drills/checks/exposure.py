@@ -4,7 +4,7 @@ A data objective (no lost acked writes, exact counters) proves something only if
 data in danger: a fault injected while nothing was being written passes every data check
 without testing anything. This module measures that danger, per fault, from the history.
 
-Writes are operations with ``f`` in {upload, view, like}. An *attempt* is one invoke/completion
+Writes are operations with ``f`` in {write, incr}. An *attempt* is one invoke/completion
 pair (`drills.checks.history.completions`); a write's *outcome* merges its attempts by op id
 (`by_id`), so its acknowledgement time is the time of its first ``ok``. For a fault with
 ``t_f`` = ``injected_at``, ``t_r`` = ``reverted_at`` (else the ``end`` of the record, else
@@ -22,7 +22,8 @@ pair (`drills.checks.history.completions`); a write's *outcome* merges its attem
   (``Op.attempt``), any attempt of which was invoked in ``[t_f - w, t_r + w)``.
 - ``degraded_reads``: ids of successful reads (``f="read"``, ``ok``) answered as degraded
   (``degraded`` True) and completed in ``[t_f, t_r + w)``.
-- ``at_risk = acked_before | in_flight | acked_during``, split into uploads and increments.
+- ``at_risk = acked_before | in_flight | acked_during``, split into key writes
+  (``f="write"``) and increments.
 
 The totals of a drill are unions of ids over its faults, so overlapping faults do not count a
 write twice. `check_exposure` measures only unless given ``min_writes_at_risk``; then it passes
@@ -59,7 +60,7 @@ class FaultExposure:
     retried: frozenset[str]
     degraded_reads: frozenset[str]
     at_risk: frozenset[str]
-    uploads_at_risk: frozenset[str]
+    keys_at_risk: frozenset[str]
     increments_at_risk: frozenset[str]
 
 
@@ -69,7 +70,7 @@ class Exposure:
 
     faults: tuple[FaultExposure, ...]
     writes_at_risk: frozenset[str]
-    uploads_at_risk: frozenset[str]
+    keys_at_risk: frozenset[str]
     increments_at_risk: frozenset[str]
     acked_before: frozenset[str]
     in_flight: frozenset[str]
@@ -125,7 +126,7 @@ def _one_fault(
     return FaultExposure(
         fault=fault, start=t_f, end=t_r, acked_before=before, in_flight=flight,
         acked_during=during, retried=retried, degraded_reads=degraded, at_risk=risk,
-        uploads_at_risk=frozenset(i for i in risk if kind[i] == "upload"),
+        keys_at_risk=frozenset(i for i in risk if kind[i] == "write"),
         increments_at_risk=frozenset(i for i in risk if kind[i] in INCREMENTS),
     )
 
@@ -161,7 +162,7 @@ def measure_exposure(
     return Exposure(
         faults=per,
         writes_at_risk=_union(p.at_risk for p in per),
-        uploads_at_risk=_union(p.uploads_at_risk for p in per),
+        keys_at_risk=_union(p.keys_at_risk for p in per),
         increments_at_risk=_union(p.increments_at_risk for p in per),
         acked_before=_union(p.acked_before for p in per),
         in_flight=_union(p.in_flight for p in per),
@@ -181,7 +182,7 @@ def _fault_line(p: FaultExposure) -> str:
             f"{len(p.acked_before)} acked before, {len(p.in_flight)} in flight, "
             f"{len(p.acked_during)} acked during, {len(p.retried)} retried, "
             f"{len(p.degraded_reads)} degraded reads: {len(p.at_risk)} writes at risk "
-            f"({len(p.uploads_at_risk)} uploads, {len(p.increments_at_risk)} increments)")
+            f"({len(p.keys_at_risk)} key writes, {len(p.increments_at_risk)} increments)")
 
 
 def _per_fault(p: FaultExposure) -> dict[str, object]:
@@ -203,7 +204,7 @@ def check_exposure(
 
     Passed is None when no minimum is given (measured only), else True iff
     ``writes_at_risk >= min_writes_at_risk``, else False with an ``inconclusive:`` summary.
-    Metrics: ``writes_at_risk``, ``uploads_at_risk``, ``increments_at_risk``,
+    Metrics: ``writes_at_risk``, ``keys_at_risk``, ``increments_at_risk``,
     ``acked_before``, ``in_flight``, ``acked_during``, ``retried``, ``degraded_reads`` (counts
     of the unions over faults), ``min_writes_at_risk``, and ``per_fault``: one dict per fault
     (``fault``, ``kind``, ``target``, the five counts, ``writes_at_risk``). Findings: one line
@@ -214,7 +215,7 @@ def check_exposure(
     if not e.faults:
         detail = "no fault injected"
     else:
-        detail = (f"{len(e.uploads_at_risk)} uploads, {len(e.increments_at_risk)} increments "
+        detail = (f"{len(e.keys_at_risk)} key writes, {len(e.increments_at_risk)} increments "
                   f"over {len(e.faults)} faults: {len(e.acked_before)} acked before, "
                   f"{len(e.in_flight)} in flight, {len(e.acked_during)} acked during; "
                   f"{len(e.retried)} retried, {len(e.degraded_reads)} degraded reads")
@@ -231,7 +232,7 @@ def check_exposure(
         name="exposure",
         passed=passed,
         summary=summary,
-        metrics={"writes_at_risk": n, "uploads_at_risk": len(e.uploads_at_risk),
+        metrics={"writes_at_risk": n, "keys_at_risk": len(e.keys_at_risk),
                  "increments_at_risk": len(e.increments_at_risk),
                  "acked_before": len(e.acked_before), "in_flight": len(e.in_flight),
                  "acked_during": len(e.acked_during), "retried": len(e.retried),

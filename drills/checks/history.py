@@ -25,14 +25,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from drills.model import Op, OpF
+from drills.model import Counts, Item, Op, OpF
 
 CompletionType = Literal["ok", "fail", "info"]
 
-#: The ``f`` of operations that write: an upload, or one increment (a view or a like).
-WRITES: frozenset[str] = frozenset({"upload", "view", "like"})
-#: The ``f`` of increments (one view or one like of ``video``).
-INCREMENTS: frozenset[str] = frozenset({"view", "like"})
+#: The ``f`` of operations that write: a key written, or one increment of a counter.
+WRITES: frozenset[str] = frozenset({"write", "incr"})
+#: The ``f`` of increments (one increment of counter ``counter`` of ``key``).
+INCREMENTS: frozenset[str] = frozenset({"incr"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,8 @@ class Completion:
     """One operation: its invocation paired with its outcome.
 
     ``invoked_at`` is None when the invoke entry was missing; ``completed_at`` is None when no
-    completion arrived (then ``type`` is ``info``). ``video``, ``views``, ``likes``, ``epoch``,
-    ``store``, ``error``, ``degraded`` and ``items`` come from the completion; ``video`` and
+    completion arrived (then ``type`` is ``info``). ``counts``, ``epoch``, ``store``,
+    ``error``, ``degraded`` and ``items`` come from the completion; ``key``, ``counter`` and
     ``attempt`` from the completion, falling back to the invoke.
     """
 
@@ -51,15 +51,15 @@ class Completion:
     type: CompletionType
     invoked_at: float | None
     completed_at: float | None
-    video: str | None = None
-    views: int | None = None
-    likes: int | None = None
+    key: str | None = None
+    counter: str | None = None
+    counts: Counts | None = None
     epoch: int | None = None
     store: str | None = None
     error: str | None = None
     attempt: int | None = None
     degraded: bool | None = None
-    items: tuple[tuple[str, int, int], ...] | None = None
+    items: tuple[Item, ...] | None = None
 
 
 def _pair(invoke: Op | None, done: Op | None) -> Completion:
@@ -67,7 +67,8 @@ def _pair(invoke: Op | None, done: Op | None) -> Completion:
     src = done if done is not None else invoke
     if src is None:
         raise TypeError("an operation needs an invoke or a completion")
-    video = src.video if src.video is not None or invoke is None else invoke.video
+    key = src.key if src.key is not None or invoke is None else invoke.key
+    counter = src.counter if src.counter is not None or invoke is None else invoke.counter
     return Completion(
         id=src.id,
         f=src.f,
@@ -75,9 +76,9 @@ def _pair(invoke: Op | None, done: Op | None) -> Completion:
         type="info" if done is None else done.type,  # type: ignore[arg-type]
         invoked_at=None if invoke is None else invoke.time,
         completed_at=None if done is None else done.time,
-        video=video,
-        views=None if done is None else done.views,
-        likes=None if done is None else done.likes,
+        key=key,
+        counter=counter,
+        counts=None if done is None else done.counts,
         epoch=None if done is None else done.epoch,
         store=None if done is None else done.store,
         error=None if done is None else done.error,
@@ -121,7 +122,7 @@ def by_id(ops: Iterable[Completion]) -> Mapping[str, Completion]:
 
     The merged record keeps the fields of the deciding attempt (the first ``ok``, else the
     first ``info``, else the last ``fail``), the earliest known ``invoked_at``, and the first
-    known ``video``. Returns a new mapping id -> Completion in first-seen order.
+    known ``key`` and ``counter``. Returns a new mapping id -> Completion in first-seen order.
     """
     merged: dict[str, Completion] = {}
     for c in ops:
@@ -134,7 +135,8 @@ def by_id(ops: Iterable[Completion]) -> Mapping[str, Completion]:
         merged[c.id] = replace(
             keep,
             invoked_at=min(starts) if starts else None,
-            video=prev.video if prev.video is not None else c.video,
+            key=prev.key if prev.key is not None else c.key,
+            counter=prev.counter if prev.counter is not None else c.counter,
         )
     return merged
 

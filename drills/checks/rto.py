@@ -50,10 +50,10 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   revert) and lasts longer than 2 x the baseline's longest (and 1 s) is a stall; when the
   buckets saw no outage, or its end minus ``t_f`` exceeds theirs by more than a bucket, it is
   the RTO (see `stall`).
-- **Answers**: a request answered 404 counts as available (the service answered; a video it
-  lost is the lost-writes check's business, not an outage of views, likes and stats).
+- **Answers**: a request answered 404 counts as available (the service answered; a key it
+  lost is the lost-writes check's business, not an outage of every class that reads it).
 - **First error / first success**: start of the first failed request of the class in the span,
-  and of the first successful one after it, relative to ``t_f`` (start times, like buckets).
+  and of the first successful one after it, relative to ``t_f`` (start times, as buckets use).
 - **Below**: seconds of below buckets in the span.
 """
 
@@ -61,55 +61,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from drills.checks.buckets import EDGE_S, complete_buckets, tally
 from drills.checks.findings import bounded
 from drills.checks.params import AnalysisParams
 from drills.checks.silence import baseline_quiet, silent, stall
 from drills.errors import SpecError
-from drills.model import OP_CLASSES, CheckResult, FaultRecord, Request
+from drills.model import CheckResult, FaultRecord, Request, Rto, classes_of
 
 DEFAULT_PARAMS = AnalysisParams()
+
+
 def _availability(r: Request) -> Request:
-    """``r`` as availability sees it: a 404 is an answer - the service is up; the video it
+    """``r`` as availability sees it: a 404 is an answer - the service is up; the key it
     lacks is data loss, judged by the lost-writes check (one root cause, one objective: a lost
-    video would otherwise fail the recovery of views, likes and stats forever)."""
+    key would otherwise fail the recovery of every class that touches it, forever)."""
     return r if r.ok or r.status != 404 else replace(r, ok=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Rto:
-    """The recovery of one class after one fault (see the module docstring).
-
-    ``rto_s`` is None when not recovered or not measured; ``measured`` is false when the class
-    had no baseline traffic (then ``threshold`` and ``baseline_rate`` are None). Times in
-    seconds relative to the fault's injection; ``bucket_s`` is the width actually used.
-    ``failback`` is true when an outage began after the revert; ``failback_s`` is its recovery
-    time from the revert (None if it never recovered, or there was none). ``stall_s`` is the
-    longest stall's recovery time (see `stall`), None if there was none.
-    """
-
-    op: str
-    fault_id: str
-    rto_s: float | None
-    recovered: bool
-    first_error_s: float | None
-    first_success_s: float | None
-    below_s: float
-    threshold: float | None
-    baseline_rate: float | None
-    baseline_per_bucket: float
-    bucket_s: float
-    failback: bool = False
-    failback_s: float | None = None
-    reverted_s: float | None = None
-    stall_s: float | None = None
-
-    @property
-    def measured(self) -> bool:
-        """True when the class had baseline traffic, so the RTO means something."""
-        return self.baseline_rate is not None
 
 
 def _first_error_success(
@@ -265,14 +233,17 @@ def measure_rtos(
     baseline_end: float,
     params: AnalysisParams = DEFAULT_PARAMS,
     objectives: Mapping[str, float] | None = None,
-    classes: Sequence[str] = OP_CLASSES,
+    classes: Sequence[str] | None = None,
     end: float | None = None,
 ) -> tuple[Rto, ...]:
     """`measure_rto` for every fault x class; each fault's span ends at the next injection.
 
-    ``objectives`` maps a class to its target success rate (default 1.0). Faults are taken in
-    injection order; the result is ordered by fault, then by ``classes``.
+    ``objectives`` maps a class to its target success rate (default 1.0). ``classes`` are the
+    run's operation classes (the target's); None or empty: the classes of ``requests`` in
+    first-seen order. Faults are taken in injection order; the result is ordered by fault,
+    then by class.
     """
+    classes = classes_of(requests, classes)
     ordered = sorted(faults, key=lambda f: f.injected_at)
     if end is None:
         end = max((r.t for r in requests), default=0.0)
@@ -336,6 +307,7 @@ def judge_rto(
     (no fault, or no class had baseline traffic). Metrics:
     ``rto_s`` (class -> worst RTO over faults, None if some fault was not recovered),
     ``rto_by_fault`` (fault -> class -> RTO), ``below_s`` (class -> worst), ``unmeasured``.
+    Evidence: every `Rto` record (measured or not), with the bucket width it used.
     """
     measured = [r for r in rtos if r.measured]
     worst: dict[str, float | None] = {}
@@ -363,6 +335,7 @@ def judge_rto(
         metrics={"rto_s": worst, "rto_by_fault": by_fault, "below_s": below,
                  "unmeasured": unmeasured},
         findings=bounded([*misses, *(_describe(r) for r in rtos)]),
+        evidence=tuple(rtos),
     )
 
 
@@ -376,7 +349,7 @@ def check_rto(
     objectives: Mapping[str, float] | None = None,
     max_rto_s: Mapping[str, float] | None = None,
     require_recovery: bool = True,
-    classes: Sequence[str] = OP_CLASSES,
+    classes: Sequence[str] | None = None,
     end: float | None = None,
 ) -> CheckResult:
     """`measure_rtos` then `judge_rto`: the RTO check as one call (see both)."""

@@ -5,21 +5,21 @@ Two sources judge the run while it was live; a third judges the stores after qui
 
 **History** (``history``), from the ops alone, no epoch needed. The *winner* is the final
 read's primary and its snapshot the final state (`FinalRead.authoritative`). A write of the
-winner *survived* if its video is in the final state (the upload itself, or the video an
-increment counts). The winner was *acknowledging* at instant ``t`` when it acknowledged
+winner *survived* if its key is in the final state (the key written, or the key whose counter
+an increment counts). The winner was *acknowledging* at instant ``t`` when it acknowledged
 surviving writes at some ``x <= t`` and some ``y >= t`` with ``y - x <= OVERLAP_GAP_S`` (1 s):
 its lineage of writes was in force, continuously, around ``t``.
 
-(d) **Overlapping acks**: an acknowledged upload absent from the final state, acknowledged
+(d) **Overlapping acks**: an acknowledged write absent from the final state, acknowledged
     by a store other than the winner at an instant ``t`` when the winner was acknowledging,
-    with the winner's ``x`` at or after the upload's own invoke (the winner had accepted a
+    with the winner's ``x`` at or after the write's own invoke (the winner had accepted a
     write since this one was sent): two stores accepted writes at once, and the loser's were
-    thrown away. Increments acknowledged the same way whose (video, counter) ended below its
+    thrown away. Increments acknowledged the same way whose (key, counter) ended below its
     lower bound (`drills.checks.counters.counter_bounds`) are reported with them as *suspect*
     increments (which of a counter's increments were lost cannot be told).
 (e) **Vanished reads**: a successful read served by a store other than the winner, answered
-    while the winner was acknowledging, that showed a video absent from the final state (a
-    stats read's ``video``, or an item of a feed or search read): a deposed store served data
+    while the winner was acknowledging, that showed a key absent from the final state (a
+    read's ``key``, or an item of a list read): a deposed store served data
     that was then thrown away.
 
 Only acknowledgements (``ok``) are evidence: an indeterminate write that vanished may never
@@ -29,7 +29,7 @@ acknowledgement (the lost-writes check's business), and a winner that takes over
 without catching up (a stale failback) was silent while the other store acknowledged what it
 then threw away; in both the two stores did not accept writes at once.
 
-**Epochs** (``epochs``), from acknowledged writes (``ok`` uploads, views, likes) that carry
+**Epochs** (``epochs``), from acknowledged writes (``ok`` writes and increments) that carry
 ``store`` and ``epoch`` as the store reported them:
 
 (a) **Same epoch, two stores**: two different stores acknowledged writes under one epoch.
@@ -43,9 +43,9 @@ then threw away; in both the two stores did not accept writes at once.
 
 **Divergence** (``divergence``):
 
-(c) after quiesce, the reachable stores' snapshots differ. Keys are ``video:<id>`` (present
-    in some stores only), ``views:<id>`` and ``likes:<id>`` (values differ; a missing counter
-    reads as 0).
+(c) after quiesce, the reachable stores' snapshots differ. Divergent keys are
+    ``key:<key>`` (present in some stores only) and ``counter:<key>/<counter>`` (values
+    differ; a missing counter reads as 0).
 
 ``split_brain`` is (a), (b), (d) or (e). Passed is False on any evidence (c included); else
 None when it cannot be sure (no final read, a store unreachable, or acknowledged writes that
@@ -58,14 +58,12 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from drills.checks.counters import INCREMENT_OF, CounterBound, counter_bounds
+from drills.checks.counters import CounterBound, counter_bounds
 from drills.checks.findings import at, bounded
 from drills.checks.history import INCREMENTS, WRITES, Completion, completions
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
-#: Increment ``f`` -> the counter it counts.
-_COUNTER_OF = {f: counter for counter, f in INCREMENT_OF.items()}
-#: How many of a read's vanished videos a finding names.
+#: How many of a read's vanished keys a finding names.
 _SHOWN = 5
 
 
@@ -89,7 +87,7 @@ class StaleAck:
 @dataclass(frozen=True, slots=True)
 class OverlappingAck:
     """Evidence (d): ``ack`` (one attempt, by a store other than the winner) was invoked after
-    the winner acknowledged ``after``, a write that survived; the upload is absent from the
+    the winner acknowledged ``after``, a write that survived; the write is absent from the
     final state, or, for an increment, ``bound`` is its counter, ended below its lower bound."""
 
     ack: Completion
@@ -105,10 +103,10 @@ class OverlappingAck:
 @dataclass(frozen=True, slots=True)
 class VanishedRead:
     """Evidence (e): ``read``, served by a store other than the winner and invoked after the
-    winner acknowledged ``after``, showed ``videos`` (sorted) absent from the final state."""
+    winner acknowledged ``after``, showed ``keys`` (sorted) absent from the final state."""
 
     read: Completion
-    videos: tuple[str, ...]
+    keys: tuple[str, ...]
     after: Completion
 
 
@@ -150,23 +148,30 @@ def stale_acks(acks: Sequence[Completion]) -> tuple[StaleAck, ...]:
 
 
 def divergent_keys(snapshots: Sequence[StoreSnapshot]) -> tuple[str, ...]:
-    """Evidence (c): keys on which the given snapshots disagree (sorted; empty for < 2)."""
+    """Evidence (c): keys on which the given snapshots disagree (sorted; empty for < 2):
+    ``key:<key>`` (held by some stores only), ``counter:<key>/<counter>`` (values differ)."""
+    return tuple(sorted(_divergence(snapshots)))
+
+
+def _divergence(snapshots: Sequence[StoreSnapshot]) -> dict[str, tuple[str, str | None]]:
+    """Divergent key text -> (key, counter or None for presence)."""
     if len(snapshots) < 2:
-        return ()
-    keys: set[str] = set()
-    every = set().union(*(s.videos for s in snapshots))
-    keys.update(f"video:{v}" for v in every if any(v not in s.videos for s in snapshots))
-    for counter in ("views", "likes"):
-        maps = [getattr(s, counter) for s in snapshots]
-        for v in set().union(*maps):
-            if len({int(m.get(v, 0)) for m in maps}) > 1:
-                keys.add(f"{counter}:{v}")
-    return tuple(sorted(keys))
+        return {}
+    out: dict[str, tuple[str, str | None]] = {}
+    every: set[str] = set().union(*(s.keys for s in snapshots))
+    for k in every:
+        if any(k not in s.keys for s in snapshots):
+            out[f"key:{k}"] = (k, None)
+    pairs = {(k, c) for s in snapshots for k, cs in s.counters.items() for c in cs}
+    for k, c in pairs:
+        if len({s.count(k, c) for s in snapshots}) > 1:
+            out[f"counter:{k}/{c}"] = (k, c)
+    return out
 
 
-def _video(c: Completion) -> str | None:
-    """The video a write touches (an upload's id stands for its video if none was recorded)."""
-    return c.video if c.video is not None or c.f != "upload" else c.id
+def _key(c: Completion) -> str | None:
+    """The key a write touches (a write's id stands for its key if none was recorded)."""
+    return c.key if c.key is not None or c.f != "write" else c.id
 
 
 #: Longest pause between two of the winner's acknowledgements that still counts as the winner
@@ -183,7 +188,7 @@ def winner_first_ack(ops: Iterable[Completion], *, winner: StoreSnapshot) -> Com
 def _winner_acks(ops: Iterable[Completion], *, winner: StoreSnapshot) -> list[Completion]:
     """The winner's acknowledged writes (attempts) that survived, by acknowledgement time."""
     return sorted((c for c in ops if c.type == "ok" and c.f in WRITES and c.store == winner.name
-                   and c.completed_at is not None and _video(c) in winner.videos),
+                   and c.completed_at is not None and _key(c) in winner.keys),
                   key=lambda c: (c.completed_at or 0.0, c.id))
 
 
@@ -219,7 +224,7 @@ def overlapping_acks(
     """Evidence (d) from a history's attempts (`completions`), the winner's final snapshot and
     its counter bounds; one per op id, earliest invoke first."""
     tenure = _Tenure(_winner_acks(ops, winner=winner))
-    below = {(b.video, b.counter): b for b in bounds if b.value < b.low}
+    below = {(b.key, b.counter): b for b in bounds if b.value < b.low}
     out: dict[str, OverlappingAck] = {}
     for c in _by_others(ops, winner=winner.name):
         if c.id in out or c.f not in WRITES or c.invoked_at is None:
@@ -227,11 +232,11 @@ def overlapping_acks(
         after = tenure.around(c.completed_at or 0.0, since=c.invoked_at)
         if after is None:
             continue
-        video = _video(c)
-        if c.f == "upload" and video not in winner.videos:
+        key = _key(c)
+        if c.f == "write" and key not in winner.keys:
             out[c.id] = OverlappingAck(c, after)
-        elif c.f in INCREMENTS and video is not None:
-            bound = below.get((video, _COUNTER_OF[c.f]))
+        elif c.f in INCREMENTS and key is not None and c.counter is not None:
+            bound = below.get((key, c.counter))
             if bound is not None:
                 out[c.id] = OverlappingAck(c, after, bound)
     return tuple(out.values())
@@ -246,20 +251,21 @@ def vanished_reads(ops: Sequence[Completion], *, winner: StoreSnapshot) -> tuple
         if c.f != "read":
             continue
         after = tenure.around(c.completed_at or 0.0)
-        seen = {v for v, _, _ in c.items or ()} | ({c.video} if c.video is not None else set())
-        gone = tuple(sorted(seen - winner.videos))
+        seen = {k for k, _ in c.items or ()} | ({c.key} if c.key is not None else set())
+        gone = tuple(sorted(seen - winner.keys))
         if gone and after is not None:
             out.append(VanishedRead(c, gone, after))
     return tuple(out)
 
 
-def _key_line(key: str, snapshots: Sequence[StoreSnapshot]) -> str:
-    kind, _, video = key.partition(":")
-    if kind == "video":
-        shown = ", ".join(f"{s.name}={'yes' if video in s.videos else 'no'}" for s in snapshots)
+def _key_line(text: str, what: tuple[str, str | None],
+              snapshots: Sequence[StoreSnapshot]) -> str:
+    key, counter = what
+    if counter is None:
+        shown = ", ".join(f"{s.name}={'yes' if key in s.keys else 'no'}" for s in snapshots)
     else:
-        shown = ", ".join(f"{s.name}={getattr(s, kind).get(video, 0)}" for s in snapshots)
-    return f"divergent {key}: {shown}"
+        shown = ", ".join(f"{s.name}={s.count(key, counter)}" for s in snapshots)
+    return f"divergent {text}: {shown}"
 
 
 def _epoch_lines(conflicts: Sequence[EpochConflict], stale: Sequence[StaleAck]) -> list[str]:
@@ -286,15 +292,15 @@ def _history_lines(overlap: Sequence[OverlappingAck], vanished: Sequence[Vanishe
     lines: list[str] = []
     for o in overlap:
         c, b = o.ack, o.bound
-        what = c.id if c.f == "upload" else f"{c.id} of {c.video}"
+        what = c.id if c.f == "write" else f"{c.id} of {c.key}"
         head = (f"{c.store} acked {c.f} {what} (invoked at {at(c.invoked_at)}, acked at "
                 f"{at(c.completed_at)}) {_after(o.after)}")
         lines.append(f"{head}: absent from {winner}'s final state" if b is None else
-                     f"{head}: suspect increment, {b.counter} of {b.video} ended at {b.value}, "
-                     f"below its lower bound {b.low}")
+                     f"{head}: suspect increment, counter {b.counter} of {b.key} ended at "
+                     f"{b.value}, below its lower bound {b.low}")
     for v in vanished:
-        shown = ", ".join(v.videos[:_SHOWN]) + (
-            f" (+{len(v.videos) - _SHOWN} more)" if len(v.videos) > _SHOWN else "")
+        shown = ", ".join(v.keys[:_SHOWN]) + (
+            f" (+{len(v.keys) - _SHOWN} more)" if len(v.keys) > _SHOWN else "")
         lines.append(f"read {v.read.id} served by {v.read.store} (invoked at "
                      f"{at(v.read.invoked_at)}) {_after(v.after)}, showed {shown}: absent from "
                      f"{winner}'s final state")
@@ -342,7 +348,8 @@ def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> Chec
     stores = () if final is None else final.stores
     reachable = [s for s in stores if s.reachable]
     unreachable = [s.name for s in stores if not s.reachable]
-    diverged = divergent_keys(reachable)
+    divergence = _divergence(reachable)
+    diverged = tuple(sorted(divergence))
     found = {"history": bool(overlap or vanished), "epochs": bool(conflicts or stale),
              "divergence": bool(diverged)}
     split = found["history"] or found["epochs"]
@@ -382,6 +389,7 @@ def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> Chec
                  "stores_compared": len(reachable), "stores_unreachable": len(unreachable)},
         findings=bounded([
             *_history_lines(overlap, vanished, winner.name if winner else "?"),
-            *_epoch_lines(conflicts, stale), *(_key_line(k, reachable) for k in diverged),
+            *_epoch_lines(conflicts, stale),
+            *(_key_line(k, divergence[k], reachable) for k in diverged),
             *notes]),
     )

@@ -1,18 +1,20 @@
-"""Acknowledged writes: the set check (lost / unexpected / recovered uploads) and observed RPO.
+"""Acknowledged writes: the set check (lost / unexpected / recovered keys) and observed RPO.
 
-Sets, over upload ids (an upload's id is its client-generated video id):
+Sets, over the keys of writes (``f="write"``; a write's ``key`` defaults to its op id):
 
-- ``A`` attempted: every upload the history shows (an invoke, or a completion whose invoke
-  line was lost: a completion proves an attempt).
-- ``K`` acknowledged: uploads whose merged outcome is ``ok`` (see `drills.checks.history`).
-- ``R`` the authoritative final read: the primary's snapshot's videos.
+- ``A`` attempted: every key the history shows a write of (an invoke, or a completion whose
+  invoke line was lost: a completion proves an attempt).
+- ``K`` acknowledged: keys whose write's merged outcome is ``ok`` (see
+  `drills.checks.history`).
+- ``R`` the authoritative final read: the primary's snapshot's keys.
 - ``lost = K - R``, ``unexpected = R - A - preexisting``, ``recovered = (R & A) - K``.
 
 The set check passes iff ``lost`` and ``unexpected`` are empty; with no authoritative final
-read it cannot decide (passed None). ``recovered`` uploads are fine (an indeterminate write
+read it cannot decide (passed None). ``recovered`` writes are fine (an indeterminate write
 may land); among them, ones the client was told definitely failed (``fail``) are reported as
-``failed_but_present`` - evidence that the API's "not applied" answer was wrong - without
-failing this check.
+``failed_but_present`` - evidence that the system's "not applied" answer was wrong - without
+failing this check. Each lost write is typed evidence (`drills.model.LostWrite`), earliest
+acknowledgement first; its finding line is `LostWrite.describe`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from dataclasses import dataclass
 
 from drills.checks.findings import at, bounded
 from drills.checks.history import Completion, outcomes
-from drills.model import CheckResult, FaultRecord, FinalRead, Op, StoreSnapshot
+from drills.model import CheckResult, FaultRecord, FinalRead, LostWrite, Op, StoreSnapshot
 
 
 @dataclass(frozen=True, slots=True)
 class WriteSets:
-    """The sets of the set check, plus each upload's merged outcome for evidence."""
+    """The sets of the set check, plus each key's merged write outcome for evidence."""
 
     attempted: frozenset[str]
     acked: frozenset[str]
@@ -36,17 +38,26 @@ class WriteSets:
     unexpected: frozenset[str]
     recovered: frozenset[str]
     failed_but_present: frozenset[str]
-    uploads: Mapping[str, Completion]
+    writes: Mapping[str, Completion]
 
 
 def write_sets(
     history: Iterable[Op], *, final: StoreSnapshot, preexisting: frozenset[str] = frozenset()
 ) -> WriteSets:
-    """Compute A, K, R and the derived sets from a history and one store's snapshot."""
-    uploads = {(c.video or c.id): c for c in outcomes(history).values() if c.f == "upload"}
-    attempted = frozenset(uploads)
-    acked = frozenset(v for v, c in uploads.items() if c.type == "ok")
-    found = frozenset(final.videos)
+    """Compute A, K, R and the derived sets from a history and one store's snapshot.
+
+    Several op ids writing one key merge as one key: acknowledged if any was."""
+    writes: dict[str, Completion] = {}
+    for c in outcomes(history).values():
+        if c.f != "write":
+            continue
+        key = c.key or c.id
+        prev = writes.get(key)
+        if prev is None or (prev.type != "ok" and c.type == "ok"):
+            writes[key] = c
+    attempted = frozenset(writes)
+    acked = frozenset(k for k, c in writes.items() if c.type == "ok")
+    found = frozenset(final.keys)
     recovered = (found & attempted) - acked
     return WriteSets(
         attempted=attempted,
@@ -55,21 +66,18 @@ def write_sets(
         lost=acked - found,
         unexpected=found - attempted - preexisting,
         recovered=recovered,
-        failed_but_present=frozenset(v for v in recovered if uploads[v].type == "fail"),
-        uploads=uploads,
+        failed_but_present=frozenset(k for k in recovered if writes[k].type == "fail"),
+        writes=writes,
     )
 
 
-def _ack_order(sets: WriteSets, ids: Iterable[str]) -> list[Completion]:
-    """The uploads of ``ids``, earliest acknowledgement first."""
-    return sorted((sets.uploads[v] for v in ids),
+def lost_writes(sets: WriteSets, keys: Iterable[str]) -> tuple[LostWrite, ...]:
+    """The writes of ``keys`` as `LostWrite` evidence, earliest acknowledgement first."""
+    done = sorted((sets.writes[k] for k in keys),
                   key=lambda c: (c.completed_at if c.completed_at is not None else 0.0, c.id))
-
-
-def _lost_line(c: Completion) -> str:
-    where = f" by {c.store} epoch {c.epoch}" if c.store is not None else ""
-    return (f"lost acked upload {c.video or c.id}: acked at {at(c.completed_at)}{where} "
-            f"(invoked {at(c.invoked_at)})")
+    return tuple(LostWrite(key=c.key or c.id, id=c.id, acked_at=c.completed_at,
+                           invoked_at=c.invoked_at, store=c.store, epoch=c.epoch)
+                 for c in done)
 
 
 def check_acked_writes(
@@ -83,11 +91,12 @@ def check_acked_writes(
     ``attempted``, ``acknowledged``, ``recovered``, ``failed_but_present``.
 
     ``allowed_lost`` relaxes the verdict for drills that accept some loss (the objective
-    ``lost_acked_writes``): passed iff at most that many acked uploads are lost and none is
+    ``lost_acked_writes``): passed iff at most that many acked writes are lost and none is
     unexpected. The default 0 is the definition's ``lost = {} and unexpected = {}``.
 
-    Findings: each lost id with its ack time (earliest first), each unexpected id, each
-    failed-but-present id; bounded.
+    Evidence: a `LostWrite` per lost key (earliest ack first, all of them). Findings: each
+    lost key (its `LostWrite.describe`), each unexpected key, each failed-but-present key;
+    bounded.
     """
     snap = final.authoritative
     if snap is None:
@@ -95,15 +104,16 @@ def check_acked_writes(
                            summary="no authoritative final read: lost writes unknown")
     sets = write_sets(history, final=snap, preexisting=preexisting)
     passed = len(sets.lost) <= allowed_lost and not sets.unexpected
+    lost = lost_writes(sets, sets.lost)
     findings = [
-        *(_lost_line(c) for c in _ack_order(sets, sets.lost)),
-        *(f"unexpected video {v}: in the final read of {snap.name}, never written by the load"
-          for v in sorted(sets.unexpected)),
-        *(f"upload {v} answered 'fail' (definitely not applied) but is present"
-          for v in sorted(sets.failed_but_present)),
+        *(w.describe() for w in lost),
+        *(f"unexpected key {k}: in the final read of {snap.name}, never written by the load"
+          for k in sorted(sets.unexpected)),
+        *(f"write of {k} answered 'fail' (definitely not applied) but is present"
+          for k in sorted(sets.failed_but_present)),
     ]
-    summary = (f"{len(sets.acked)} acked uploads all present" if not sets.lost and passed else
-               f"{len(sets.lost)} acked uploads lost (allowed {allowed_lost}), "
+    summary = (f"{len(sets.acked)} acked writes all present" if not sets.lost and passed else
+               f"{len(sets.lost)} acked writes lost (allowed {allowed_lost}), "
                f"{len(sets.unexpected)} unexpected")
     return CheckResult(
         name="acked_writes",
@@ -114,11 +124,12 @@ def check_acked_writes(
                  "recovered": len(sets.recovered),
                  "failed_but_present": len(sets.failed_but_present)},
         findings=bounded(findings),
+        evidence=lost,
     )
 
 
 def observed_rpo(
-    lost: Sequence[Completion], *, faults: Sequence[FaultRecord]
+    lost: Sequence[LostWrite], *, faults: Sequence[FaultRecord]
 ) -> tuple[float | None, FaultRecord | None, tuple[str, ...]]:
     """RPO from lost acked writes: ``(rpo_s, fault, findings)``.
 
@@ -127,7 +138,7 @@ def observed_rpo(
     fault started before ``e`` the write was acknowledged during the fault and lost anyway:
     RPO 0, with a finding per such write. No fault at all: RPO None (nothing to measure from).
     """
-    acks = sorted(c.completed_at for c in lost if c.completed_at is not None)
+    acks = sorted(w.acked_at for w in lost if w.acked_at is not None)
     if not acks:
         return 0.0, None, ()
     if not faults:
@@ -135,11 +146,11 @@ def observed_rpo(
     e = acks[0]
     by_time = sorted(faults, key=lambda f: f.injected_at)
     fault = next((f for f in by_time if f.injected_at >= e), by_time[0])
-    during = [c for c in lost if c.completed_at is not None and c.completed_at > fault.injected_at]
+    during = [w for w in lost if w.acked_at is not None and w.acked_at > fault.injected_at]
     notes = tuple(
-        f"upload {c.video or c.id} acked at {at(c.completed_at)}, after fault {fault.id} started "
+        f"write of {w.key} acked at {at(w.acked_at)}, after fault {fault.id} started "
         f"at {at(fault.injected_at)}, and lost: lost after being acked during the fault"
-        for c in sorted(during, key=lambda c: c.completed_at or 0.0)
+        for w in sorted(during, key=lambda w: w.acked_at or 0.0)
     )
     return max(0.0, fault.injected_at - e), fault, notes
 
@@ -156,14 +167,14 @@ def check_rpo(
 
     Passed is None without an authoritative final read, or when writes were lost with no
     fault to measure from. Metrics: ``rpo_s`` (float or None), ``rpo_fault`` (fault id or
-    None), ``lost_acked_writes``.
+    None), ``lost_acked_writes``. Evidence: the `LostWrite` records it measured from.
     """
     snap = final.authoritative
     if snap is None:
         return CheckResult(name="rpo", passed=None,
                            summary="no authoritative final read: RPO unknown")
     sets = write_sets(history, final=snap, preexisting=preexisting)
-    lost = _ack_order(sets, sets.lost)
+    lost = lost_writes(sets, sets.lost)
     rpo, fault, notes = observed_rpo(lost, faults=faults)
     passed = None if rpo is None else rpo <= max_rpo_s
     if rpo is None:
@@ -177,5 +188,6 @@ def check_rpo(
         summary=summary,
         metrics={"rpo_s": rpo, "rpo_fault": None if fault is None else fault.id,
                  "lost_acked_writes": len(lost)},
-        findings=bounded([*notes, *(_lost_line(c) for c in lost)]),
+        findings=bounded([*notes, *(w.describe() for w in lost)]),
+        evidence=lost,
     )

@@ -4,14 +4,15 @@ Layout of a load record directory (one set of files per Locust process, ``<pid>`
 
     requests-<pid>.jsonl   one `drills.model.Request` per request, in completion order
     history-<pid>.jsonl    `drills.model.Op` lines: invoke, then ok|fail|info, per operation
-    started-<pid>.json     {"t": unix time} written once, when the first user starts
+    started-<pid>.json     {"t": unix time} written once, when the first user can send
     locust.log             Locust's own stdout/stderr (written by the runner)
 
-Writers (`Recorder`) flush every line, so a killed process leaves at most a torn last line,
-which the readers skip. Readers (`RecordTail` for live tailing, `read_requests` /
-`read_history` after the fact) never import Locust. `LoadSettings` is the typed form of the
-environment variables through which the runner configures the locustfile; `risk_problems`
-holds the limits of its data-at-risk values (bursts, retries, hot videos) for both sides.
+Writers (`Recorder`) flush every line under a lock, so threads and greenlets never interleave
+inside a line and a killed process leaves at most a torn last line, which the readers skip.
+Readers (`RecordTail` for live tailing, `read_requests` / `read_history` after the fact)
+never import Locust. `LoadSettings` is the typed form of the environment variables through
+which the runner configures the recording shim and the locustfile; `risk_problems` holds the
+limits of its data-at-risk values (bursts, retries, hot keys) for both sides.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import itertools
 import json
 import math
 import os
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, Protocol, TypeVar
 
@@ -40,15 +42,16 @@ ENV_BURSTS = "DRILLS_BURSTS"
 ENV_BURST_MULTIPLIER = "DRILLS_BURST_MULTIPLIER"
 ENV_BURST_WIDTH = "DRILLS_BURST_WIDTH_S"
 ENV_RETRIES = "DRILLS_RETRIES"
-ENV_HOT_VIDEOS = "DRILLS_HOT_VIDEOS"
+ENV_HOT_KEYS = "DRILLS_HOT_KEYS"
 ENV_HOT_SHARE = "DRILLS_HOT_SHARE"
+ENV_CLASSES = "DRILLS_CLASSES"
 
 REQUESTS_GLOB = "requests-*.jsonl"
 HISTORY_GLOB = "history-*.jsonl"
 STARTED_GLOB = "started-*.json"
 
 MAX_RETRIES = 10
-MAX_HOT_VIDEOS = 1000
+MAX_HOT_KEYS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +60,16 @@ class LoadSettings:
 
     ``rate`` is the target total request rate (req/s) over ``users`` users; ``timeout_s`` the
     client's connect and read timeout; ``parent_pid`` the harness pid the locustfile watches
-    (it stops itself when that process is gone), None to not watch.
+    (it stops itself when that process is gone), None to not watch. ``classes`` maps a
+    Locust request name (``"items"``, or ``"GET /items"`` with its method) to its operation
+    class; names it lacks are their own class.
 
-    The rest puts data at risk (defaults: off). Write users pace at ``burst_multiplier`` times
-    their rate within ``burst_width_s / 2`` of ``t0 + b`` for every offset ``b`` in
-    ``bursts`` (``t0``: the locustfile's start marker, see `Recorder.mark_started`). A write
-    whose answer is indeterminate is sent again with the same id up to ``retries`` more times.
-    The first ``hot_videos`` videos learned are never forgotten and are the target of a
-    view, like or counter read with probability ``hot_share``.
+    The rest puts data at risk (defaults: off); a locustfile may ignore it. Write users pace
+    at ``burst_multiplier`` times their rate within ``burst_width_s / 2`` of ``t0 + b`` for
+    every offset ``b`` in ``bursts`` (``t0``: the start marker, see `Recorder.mark_started`).
+    A write whose answer is indeterminate is sent again with the same id up to ``retries``
+    more times. The first ``hot_keys`` keys learned are never forgotten and are the target
+    of an increment or a read of one key with probability ``hot_share``.
     """
 
     record_dir: Path
@@ -76,8 +81,9 @@ class LoadSettings:
     burst_multiplier: float = 1.0
     burst_width_s: float = 2.0
     retries: int = 0
-    hot_videos: int = 0
+    hot_keys: int = 0
     hot_share: float = 0.0
+    classes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def per_user_rate(self) -> float:
@@ -100,8 +106,9 @@ class LoadSettings:
             ENV_BURST_MULTIPLIER: repr(float(self.burst_multiplier)),
             ENV_BURST_WIDTH: repr(float(self.burst_width_s)),
             ENV_RETRIES: str(self.retries),
-            ENV_HOT_VIDEOS: str(self.hot_videos),
+            ENV_HOT_KEYS: str(self.hot_keys),
             ENV_HOT_SHARE: repr(float(self.hot_share)),
+            ENV_CLASSES: json.dumps(dict(self.classes), separators=(",", ":")),
         }
         if self.parent_pid is not None:
             env[ENV_PARENT_PID] = str(self.parent_pid)
@@ -127,8 +134,9 @@ class LoadSettings:
             burst_multiplier=_parse(env, ENV_BURST_MULTIPLIER, float, 1.0),
             burst_width_s=_parse(env, ENV_BURST_WIDTH, float, 2.0),
             retries=_parse(env, ENV_RETRIES, int, 0),
-            hot_videos=_parse(env, ENV_HOT_VIDEOS, int, 0),
+            hot_keys=_parse(env, ENV_HOT_KEYS, int, 0),
             hot_share=_parse(env, ENV_HOT_SHARE, float, 0.0),
+            classes=parse_classes(env.get(ENV_CLASSES, "")),
         )
         for name, value in ((ENV_RATE, settings.rate), (ENV_USERS, settings.users),
                             (ENV_TIMEOUT, settings.timeout_s)):
@@ -153,14 +161,14 @@ class RiskValues(Protocol):
     @property
     def retries(self) -> int: ...
     @property
-    def hot_videos(self) -> int: ...
+    def hot_keys(self) -> int: ...
     @property
     def hot_share(self) -> float: ...
 
 
 _RISK_ENV = {
     "bursts": ENV_BURSTS, "burst_multiplier": ENV_BURST_MULTIPLIER,
-    "burst_width_s": ENV_BURST_WIDTH, "retries": ENV_RETRIES, "hot_videos": ENV_HOT_VIDEOS,
+    "burst_width_s": ENV_BURST_WIDTH, "retries": ENV_RETRIES, "hot_keys": ENV_HOT_KEYS,
     "hot_share": ENV_HOT_SHARE,
 }
 
@@ -169,7 +177,7 @@ def risk_problems(v: RiskValues) -> list[tuple[str, str]]:
     """``(attribute, message)`` for every data-at-risk value that cannot work, in field order.
 
     The one place the limits live: offsets finite and >= 0, multiplier finite and >= 1, width
-    finite and > 0, retries 0..10, hot videos 0..1000, hot share in [0, 1].
+    finite and > 0, retries 0..10, hot keys 0..1000, hot share in [0, 1].
     """
     out: list[tuple[str, str]] = []
     if not all(math.isfinite(b) and b >= 0 for b in v.bursts):
@@ -180,8 +188,8 @@ def risk_problems(v: RiskValues) -> list[tuple[str, str]]:
         out.append(("burst_width_s", f"must be finite and > 0, got {v.burst_width_s}"))
     if not 0 <= v.retries <= MAX_RETRIES:
         out.append(("retries", f"must be 0..{MAX_RETRIES}, got {v.retries}"))
-    if not 0 <= v.hot_videos <= MAX_HOT_VIDEOS:
-        out.append(("hot_videos", f"must be 0..{MAX_HOT_VIDEOS}, got {v.hot_videos}"))
+    if not 0 <= v.hot_keys <= MAX_HOT_KEYS:
+        out.append(("hot_keys", f"must be 0..{MAX_HOT_KEYS}, got {v.hot_keys}"))
     if not 0 <= v.hot_share <= 1:
         out.append(("hot_share", f"must be in [0, 1], got {v.hot_share}"))
     return out
@@ -202,6 +210,32 @@ def _parse(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N:
                         source="environment", field=name) from exc
 
 
+def parse_classes(text: str) -> dict[str, str]:
+    """``DRILLS_CLASSES``: a JSON object request name -> class (empty text: none). Raises
+    `SpecError` naming the variable for anything else."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"not JSON: {exc}", source="environment", field=ENV_CLASSES) from exc
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                            for k, v in raw.items()):
+        raise SpecError(f"must be a JSON object of request name -> class, got {text!r}",
+                        source="environment", field=ENV_CLASSES)
+    return raw
+
+
+def class_of(classes: Mapping[str, str], *, name: str, method: str | None = None) -> str:
+    """The operation class of a request: ``classes["<METHOD> <name>"]``, else
+    ``classes[name]``, else ``name`` itself."""
+    if method:
+        found = classes.get(f"{method.upper()} {name}")
+        if found is not None:
+            return found
+    return classes.get(name, name)
+
+
 def _parse_offsets(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(p) for p in text.split(",") if p.strip())
@@ -214,8 +248,8 @@ class Recorder:
     """Writes one process's request records and history, one flushed JSON line each.
 
     Use as a context manager (files are opened on enter, closed on exit). ``pid`` names the
-    files (default: this process). Not thread-safe; under gevent every write is one
-    uninterrupted call, so greenlets never interleave inside a line.
+    files (default: this process). Thread- and greenlet-safe: each line is written and
+    flushed under a lock (a gevent lock once Locust has monkey-patched ``threading``).
     """
 
     def __init__(self, record_dir: Path, *, pid: int | None = None):
@@ -225,6 +259,7 @@ class Recorder:
         self._started_at: float | None = None
         self._requests: IO[str] | None = None
         self._history: IO[str] | None = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Recorder:
         self.record_dir.mkdir(parents=True, exist_ok=True)
@@ -238,22 +273,31 @@ class Recorder:
 
     def close(self) -> None:
         """Close both files (idempotent)."""
-        for fh in (self._requests, self._history):
-            if fh is not None:
-                fh.close()
-        self._requests = self._history = None
+        with self._lock:
+            for fh in (self._requests, self._history):
+                if fh is not None:
+                    fh.close()
+            self._requests = self._history = None
+
+    @property
+    def closed(self) -> bool:
+        """True before `__enter__` and after `close`."""
+        return self._requests is None
 
     def new_process(self) -> str:
         """A fresh logical client name for the history: ``<pid>-<n>``."""
-        return f"{self.pid}-{next(self._users)}"
+        with self._lock:
+            return f"{self.pid}-{next(self._users)}"
 
     def request(self, rec: Request) -> None:
         """Append one request record."""
-        _line(self._requests, rec.to_dict())
+        with self._lock:
+            _line(self._requests, rec.to_dict())
 
     def op(self, op: Op) -> None:
         """Append one history operation."""
-        _line(self._history, op.to_dict())
+        with self._lock:
+            _line(self._history, op.to_dict())
 
     @property
     def started_at(self) -> float | None:
@@ -262,10 +306,11 @@ class Recorder:
         return self._started_at
 
     def mark_started(self, t: float) -> None:
-        """Record, once, the time the first user started (atomically: write then rename)."""
-        if self._started_at is not None:
-            return
-        self._started_at = t
+        """Record, once, the time the first user can send (atomically: write then rename)."""
+        with self._lock:
+            if self._started_at is not None:
+                return
+            self._started_at = t
         final = self.record_dir / f"started-{self.pid}.json"
         tmp = final.with_suffix(".tmp")
         tmp.write_text(json.dumps({"t": t}), encoding="utf-8")

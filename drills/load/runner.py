@@ -1,8 +1,16 @@
 """Run the load: Locust as a subprocess, never imported here.
 
 Locust (gevent) monkey-patches the process that imports it, so the harness only ever starts
-``<this python> -m locust --headless`` and reads the JSON-lines records its locustfile writes
-(see `drills.load.records`). Decisions, so they are not rediscovered:
+``<this python> -m locust --headless -f <recording shim>,<locustfile>`` and reads the
+JSON-lines records they write (see `drills.load.records`). Decisions, so they are not
+rediscovered:
+
+- **Any locustfile**: Locust 2.x accepts a comma-separated ``-f`` list and merges the User
+  classes of every file, so the recording shim (`drills.load.locustfiles.recording`, no User
+  class of its own) rides beside the locustfile as a second module: it records every request
+  (``requests-<pid>.jsonl``, class per ``DRILLS_CLASSES``), writes the start marker, watches
+  the harness pid. The locustfile needs no cooperation for requests; for the data checks it
+  records its history through the public `drills.record` API.
 
 - **One Locust process** (no ``--processes``): ~150 req/s is well within one gevent process,
   and one process keeps start, stop and the record files simple. Records are still read as
@@ -12,21 +20,19 @@ Locust (gevent) monkey-patches the process that imports it, so the harness only 
   graceful shutdown: users finish the request in flight within ``--stop-timeout``), then
   SIGKILL after a bounded wait.
 - **Locust never judges**: ``--exit-code-on-error 0``; failures are data for the checks.
-- **started_at** is the time the locustfile's first user started (its ``started-<pid>.json``
-  marker), i.e. when the first request could be sent. `LoadRunner.__enter__` waits for it.
-  It is also the locustfile's own ``t0`` for write bursts (``bursts`` are offsets from it),
-  so a burst and a fault scheduled at the same offset from load start meet.
-- **Orphan safety**: the locustfile watches the harness pid (``DRILLS_PARENT_PID``) and quits
+- **started_at** is the shim's ``started-<pid>.json`` marker, written as Locust starts its
+  first user, i.e. when the first request could be sent. `LoadRunner.__enter__` waits for it.
+  It is also the locustfile's ``t0`` for write bursts (``drills.record.started_at()``;
+  ``bursts`` are offsets from it), so a burst and a fault scheduled at the same offset from
+  load start meet.
+- **Orphan safety**: the shim watches the harness pid (``DRILLS_PARENT_PID``) and quits
   when the harness is gone, so a SIGKILLed harness does not leave load running.
 - Locust's stdout/stderr go to ``record_dir/locust.log`` (``--loglevel WARNING``,
   ``--only-summary`` keep it small); its tail is put into every `LoadError`.
 
-A locustfile given by path must keep the built-in's contract: read
-`drills.load.records.LoadSettings` from the environment, write through a
-`drills.load.records.Recorder`, and call ``mark_started`` when its first user starts
-(otherwise `LoadRunner.__enter__` gives up after ``start_timeout_s``). Honouring the
-data-at-risk settings (bursts, retries, hot videos) is optional: a locustfile that ignores
-them still runs, it just does not put data at risk that way.
+Honouring the settings (`drills.load.records.LoadSettings`: rate, users, timeout, and the
+data-at-risk bursts, retries, hot keys) is up to the locustfile: one that ignores them still
+runs, it just does not pace or put data at risk that way.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -61,30 +67,27 @@ from drills.load.records import (
 )
 from drills.model import Op, Request
 
-LOCUSTFILES = Path(__file__).parent / "locustfiles"
+#: The recording shim Locust loads beside every locustfile (see the module docstring).
+RECORDING_SHIM = Path(__file__).parent / "locustfiles" / "recording.py"
 LOG_NAME = "locust.log"
 _RISK_FIELDS = {
     "bursts": "load.bursts", "burst_multiplier": "load.burst.multiplier",
     "burst_width_s": "load.burst.width", "retries": "load.retries",
-    "hot_videos": "load.hot.videos", "hot_share": "load.hot.share",
+    "hot_keys": "load.hot.keys", "hot_share": "load.hot.share",
 }
 
 
-def resolve_locustfile(name_or_path: str | Path) -> Path:
-    """The locustfile for a built-in name (``"clipstream"``) or an existing ``.py`` path.
-
-    Raises `SpecError` naming the built-ins when neither matches.
-    """
-    text = str(name_or_path)
-    builtin = LOCUSTFILES / f"{text}.py"
-    if "/" not in text and builtin.is_file():
-        return builtin
-    path = Path(text).expanduser()
-    if path.suffix == ".py" and path.is_file():
-        return path.resolve()
-    known = ", ".join(sorted(p.stem for p in LOCUSTFILES.glob("*.py")))
-    raise SpecError(f"no built-in locustfile or .py file {text!r} (built-ins: {known})",
-                    field="load.locustfile")
+def resolve_locustfile(path: str | Path) -> Path:
+    """The absolute path of an existing ``.py`` locustfile (a drill file's ``load.locustfile``
+    or a target's default). Raises `SpecError` (field ``load.locustfile``) otherwise."""
+    found = Path(path).expanduser()
+    if found.suffix != ".py" or not found.is_file():
+        raise SpecError(f"no locustfile {str(path)!r}: expected an existing .py file",
+                        field="load.locustfile")
+    if "," in str(found.resolve()):
+        raise SpecError(f"{str(path)!r}: Locust cannot load a path with a comma in it",
+                        field="load.locustfile")
+    return found.resolve()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +100,14 @@ class LoadConfig:
     the wait for the first user; ``stop_grace_s`` (default ``timeout_s + 2``) the time users get
     to finish their request in flight on stop; after ``kill_after_s`` more, SIGKILL.
 
+    ``classes`` maps a Locust request name (``"items"``, or ``"GET /items"`` with its method)
+    to its operation class (None: every name is its own class); the shim applies it.
+
     Data at risk (all off by default; see `drills.load.records.LoadSettings`): write users
     pace ``burst_multiplier`` times faster within ``burst_width_s / 2`` of ``started_at + b``
     for each offset ``b`` in ``bursts`` (the engine passes the scheduled injections); an
     indeterminate write is resent with the same id up to ``retries`` times; the first
-    ``hot_videos`` videos learned take ``hot_share`` of the views, likes and counter reads.
+    ``hot_keys`` keys learned take ``hot_share`` of the increments and reads of one key.
     Raises `SpecError` for values that cannot work.
     """
 
@@ -120,8 +126,9 @@ class LoadConfig:
     burst_multiplier: float = 1.0
     burst_width_s: float = 2.0
     retries: int = 0
-    hot_videos: int = 0
+    hot_keys: int = 0
     hot_share: float = 0.0
+    classes: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         url = urlsplit(self.host)
@@ -133,6 +140,9 @@ class LoadConfig:
         if self.spawn_rate is not None and not self.spawn_rate > 0:
             raise SpecError(f"must be > 0, got {self.spawn_rate}", field="load.spawn_rate")
         object.__setattr__(self, "bursts", tuple(self.bursts))
+        if self.classes is not None and not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in self.classes.items()):
+            raise SpecError("must map request names to class names", field="load.classes")
         problems = risk_problems(self)
         if problems:
             name, message = problems[0]
@@ -144,11 +154,11 @@ class LoadConfig:
         return self.timeout_s + 2.0 if self.stop_grace_s is None else self.stop_grace_s
 
     def command(self) -> list[str]:
-        """The Locust command line."""
+        """The Locust command line: the recording shim and the locustfile, headless."""
         spawn = self.spawn_rate if self.spawn_rate is not None else min(self.users * 10.0, 100.0)
         return [
             sys.executable, "-m", "locust", "--headless", "--only-summary",
-            "-f", str(self.locustfile), "-H", self.host,
+            "-f", f"{RECORDING_SHIM},{self.locustfile}", "-H", self.host,
             "-u", str(self.users), "-r", repr(float(spawn)),
             "--loglevel", "WARNING", "--exit-code-on-error", "0",
             "--stop-timeout", str(math.ceil(self.grace_s)),
@@ -160,7 +170,8 @@ class LoadConfig:
             record_dir=self.record_dir.resolve(), rate=self.rate, users=self.users,
             timeout_s=self.timeout_s, parent_pid=os.getpid(), bursts=self.bursts,
             burst_multiplier=self.burst_multiplier, burst_width_s=self.burst_width_s,
-            retries=self.retries, hot_videos=self.hot_videos, hot_share=self.hot_share,
+            retries=self.retries, hot_keys=self.hot_keys, hot_share=self.hot_share,
+            classes=dict(self.classes or {}),
         )
         env = dict(os.environ)
         env.update(settings.to_env())

@@ -7,14 +7,17 @@ Compared, from each run's journal (and request record, when both have one):
   objective's result;
 - **RTO** per class (worst over faults; "not recovered" is worse than any time), and the seconds
   each class spent below its threshold; a difference of at most one bucket of the width the
-  class was measured with (its resolution; see `resolution`) is "same";
+  class was measured with (its resolution, from the rto check's typed `Rto` evidence; see
+  `resolution`) is "same";
 - **loss**: lost acknowledged writes, observed RPO, unexpected writes;
-- **counters**: counters out of bounds, zero-view reads; **split brain** and divergent keys;
+- **counters**: counters out of bounds, zero reads; **split brain** and divergent keys;
 - **errors**: the error rate of all requests and of each class, better or worse only when the
   difference is significant and large enough (`rate_trend`: noise between two identical
   passing runs must not fail a CI job).
 
-Values missing from one run (a class not measured, a run that ended in error) are "changed",
+Classes are listed in the runs' recorded order (their journals' ``classes``), then any other
+class in first-seen order. Values missing from one run (a class not measured, a run that
+ended in error) are "changed",
 never better or worse. The drill files are diffed too (``stack.config.fsync: always -> never``),
 since comparing configurations is what game days do. Two runs of different drills raise
 `SpecError`.
@@ -23,7 +26,6 @@ since comparing configurations is what game days do. Two runs of different drill
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +37,8 @@ from rich.table import Table
 from drills.duration import parse_duration
 from drills.errors import SpecError
 from drills.journal import Journal
-from drills.model import OP_CLASSES, Request
+from drills.model import Request, Rto
+from drills.report.classes import journal_classes, ordered
 from drills.report.load import load_journal, load_requests
 
 Trend = Literal["better", "worse", "same", "changed"]
@@ -45,8 +48,6 @@ VERDICT_RANK = {"error": 0, "fail": 1, "inconclusive": 2, "pass": 3}
 EXPECTED_RANK = {False: 0, None: 1, True: 2}
 RESULT_RANK = {False: 0, None: 1, True: 2}
 RESULT_TEXT = {True: "pass", False: "FAIL", None: "unknown"}
-#: An RTO finding as `drills.checks.rto` words it: class and the bucket width it used.
-RTO_LINE = re.compile(r"^fault \S+ (?P<op>\S+): .* per (?P<width>[\d.]+) s bucket\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,21 +146,13 @@ def _class_map(metrics: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def resolution(j: Journal) -> dict[str, float]:
-    """Class -> the bucket width (s) its RTO was measured with: the rto check's ``bucket_s``
-    metric when present, else read from its findings (``... per 4 s bucket``), else the
-    drill's analysis bucket (returned under ``""``)."""
+    """Class -> the bucket width (s) its RTO was measured with: the widest ``bucket_s`` of the
+    rto check's `Rto` evidence for that class (over faults), and the drill's analysis bucket
+    under ``""`` for classes without evidence."""
     out: dict[str, float] = {"": _bucket(j)}
     rto = next((c for c in j.checks if c.name == "rto"), None)
-    if rto is None:
-        return out
-    given = rto.metrics.get("bucket_s")
-    if isinstance(given, Mapping):
-        out.update({str(k): float(v) for k, v in given.items() if _num(v) is not None})
-        return out
-    for line in rto.findings:
-        m = RTO_LINE.match(line)
-        if m is not None:
-            out[m["op"]] = max(out.get(m["op"], 0.0), float(m["width"]))
+    for r in () if rto is None else rto.of(Rto):
+        out[r.op] = max(out.get(r.op, 0.0), r.bucket_s)
     return out
 
 
@@ -172,14 +165,15 @@ def _rto_changes(a: Journal, b: Journal) -> list[Change]:
     def tol(op: str) -> float:
         return max(res_a.get(op, res_a[""]), res_b.get(op, res_b[""]))
 
+    known = _known(a, b)
     out: list[Change] = []
-    for op in _classes(rto_a, rto_b):
+    for op in ordered(known, rto_a, rto_b):
         x, y = _rto_value(rto_a, op), _rto_value(rto_b, op)
         trend: Trend = "changed" if x is None or y is None else _order(x, y, tol=tol(op))
         if x is None and y is None:
             trend = "same"
         out.append(_noted(Change("rto", op, _rto_text(x), _rto_text(y), trend), x, y, tol(op)))
-    for op in _classes(below_a, below_b):
+    for op in ordered(known, below_a, below_b):
         x, y = _num(below_a.get(op)), _num(below_b.get(op))
         out.append(_noted(_count("outage", f"{op} seconds below threshold", x, y, unit=" s",
                                  tol=tol(op)), x, y, tol(op)))
@@ -193,9 +187,9 @@ def _noted(change: Change, x: float | None, y: float | None, tol: float) -> Chan
     return replace(change, note=f"within one {tol:g} s bucket (the resolution)")
 
 
-def _classes(*maps: Mapping[str, Any]) -> list[str]:
-    keys = set().union(*maps)
-    return [op for op in OP_CLASSES if op in keys] + sorted(keys - set(OP_CLASSES))
+def _known(a: Journal, b: Journal) -> list[str]:
+    """The classes both journals recorded, A's order first."""
+    return list(dict.fromkeys([*journal_classes(a), *journal_classes(b)]))
 
 
 def _verdict_change(a: Journal, b: Journal) -> Change:
@@ -296,7 +290,8 @@ def _error_changes(
     out = [_rate_change("all requests", overall(a), overall(b))]
     if req_a is not None and req_b is not None:
         ca, cb = _errors_by_class(req_a), _errors_by_class(req_b)
-        out += [_rate_change(op, ca.get(op), cb.get(op)) for op in _classes(ca, cb)]
+        out += [_rate_change(op, ca.get(op), cb.get(op))
+                for op in ordered(_known(a, b), ca, cb)]
     return out
 
 

@@ -3,19 +3,20 @@ script), readable offline in any browser.
 
 Top to bottom: the verdict, the objectives table, one timeline plot per operation class
 (`drills.report.plots`), faults and phases, the evidence (lost acknowledged writes with their
-ids and ack times, counter anomalies, zero-view reads, split-brain findings, RTO and RPO
-detail), the metrics, the drill as run with the stack's configuration, and the environment.
+keys and ack times, counter anomalies, zero reads, split-brain findings, RTO and RPO detail),
+the metrics, the drill as run with the stack's configuration, and the environment.
 
 Rendered from the `Journal` and the request record alone (no stack, no network): `build_page`
 turns them into a typed `Page`, the jinja2 template ``drills/templates/report.html.j2`` lays it
-out. Wall-clock times inside findings are rewritten as ``t+<s>s`` from load start.
+out. The lost-writes table comes from the acked-writes check's typed evidence
+(`drills.model.LostWrite`), never from its prose. Wall-clock times inside findings are
+rewritten as ``t+<s>s`` from load start.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,22 +28,21 @@ import yaml
 from pydantic import ValidationError
 
 from drills import __version__
+from drills.checks.findings import MAX_FINDINGS
 from drills.duration import parse_duration
 from drills.errors import EnvironmentError_
 from drills.journal import Journal
-from drills.model import CheckResult, FaultRecord, Request
+from drills.model import CheckResult, FaultRecord, LostWrite, Request
+from drills.report.classes import journal_classes, ordered
 from drills.report.clock import Clock
 from drills.report.markdown import METRIC_HELP
 from drills.report.plots import class_plots, plot_bucket_s
-from drills.spec import STACK_KNOBS, DrillSpec
+from drills.spec import DrillSpec
 
 TEMPLATE = "report.html.j2"
 RESULT = {True: ("pass", "pass"), False: ("fail", "FAIL"), None: ("unknown", "unknown")}
-#: A lost write as `drills.checks.writes` words it (its ``_lost_line``).
-LOST_LINE = re.compile(
-    r"^lost acked upload (?P<video>\S+): acked at (?P<acked>[\d.]+|\?)"
-    r"(?: by (?P<store>\S+) epoch (?P<epoch>\S+))? \(invoked (?P<invoked>[\d.]+|\?)\)$"
-)
+#: How many lost writes the table shows (the journal holds every one).
+MAX_LOST_ROWS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,10 @@ class PhaseRow:
 
 
 @dataclass(frozen=True, slots=True)
-class LostWrite:
-    """One lost acknowledged upload, times already formatted."""
+class LostRow:
+    """One lost acknowledged write, times already formatted."""
 
-    video: str
+    key: str
     acked: str
     by: str
     invoked: str
@@ -131,7 +131,8 @@ class Page:
     faults: tuple[FaultRow, ...]
     phases: tuple[PhaseRow, ...]
     lost: Evidence
-    lost_writes: tuple[LostWrite, ...]
+    lost_writes: tuple[LostRow, ...]
+    lost_more: int
     evidence: tuple[Evidence, ...]
     metrics: tuple[MetricRow, ...]
     stack: tuple[tuple[str, str], ...]
@@ -172,29 +173,44 @@ def _evidence(check: CheckResult | None, *, title: str, anchor: str, clock: Cloc
 
 def _lost_writes(
     check: CheckResult | None, *, clock: Clock, faults: Sequence[FaultRecord]
-) -> tuple[tuple[LostWrite, ...], Evidence]:
-    """Lost writes parsed from the acked-writes findings; other lines stay findings."""
+) -> tuple[tuple[LostRow, ...], int, Evidence]:
+    """The lost-writes table from the check's `LostWrite` evidence (at most `MAX_LOST_ROWS`
+    rows, and how many more there were); the findings that are not one of those writes
+    (their `LostWrite.describe` line) stay findings."""
     ev = _evidence(check, title="Lost acknowledged writes", anchor="lost", clock=clock)
     if check is None:
-        return (), ev
-    rows: list[LostWrite] = []
-    rest: list[str] = []
-    for line in check.findings:
-        m = LOST_LINE.match(line)
-        if m is None:
-            rest.append(clock.rewrite(line))
-            continue
-        acked = None if m["acked"] == "?" else float(m["acked"])
-        invoked = None if m["invoked"] == "?" else float(m["invoked"])
-        by = f"{m['store']} (epoch {m['epoch']})" if m["store"] else "—"
-        rows.append(LostWrite(video=m["video"], acked=_ack_text(acked, clock, faults), by=by,
-                              invoked=clock.at(invoked)))
-    return tuple(rows), Evidence(ev.title, ev.anchor, ev.result, ev.result_text, ev.summary,
-                                 tuple(rest))
+        return (), 0, ev
+    lost = check.of(LostWrite)
+    rows = tuple(
+        LostRow(key=w.key, acked=_ack_text(w.acked_at, clock, faults),
+                by="—" if w.store is None else f"{w.store} (epoch {w.epoch})",
+                invoked=clock.at(w.invoked_at))
+        for w in lost[:MAX_LOST_ROWS])
+    shown = {w.describe() for w in lost}
+    rest = [line for line in check.findings if line not in shown]
+    if lost and rest and rest[-1] == _more_line(check.findings):
+        # the findings were bounded (`drills.checks.findings.bounded`) and the count left off
+        # includes lost writes, which the table shows: count only the other lines left off
+        rest.pop()
+        others = sum(int(check.metrics.get(k) or 0)
+                     for k in ("unexpected_writes", "failed_but_present"))
+        if others > len(rest):
+            rest.append(f"... {others - len(rest)} more")
+    return rows, max(0, len(lost) - MAX_LOST_ROWS), Evidence(
+        ev.title, ev.anchor, ev.result, ev.result_text, ev.summary,
+        tuple(clock.rewrite(line) for line in rest))
+
+
+def _more_line(findings: Sequence[str]) -> str | None:
+    """The ``... N more`` line `drills.checks.findings.bounded` ended ``findings`` with, if
+    it did (it keeps `MAX_FINDINGS` lines, then adds that one)."""
+    if len(findings) == MAX_FINDINGS + 1 and findings[-1].startswith("... "):
+        return findings[-1]
+    return None
 
 
 def _ack_text(acked: float | None, clock: Clock, faults: Sequence[FaultRecord]) -> str:
-    """The ack time, and how long before the next fault's injection it was (the RPO view)."""
+    """The ack time, and how long before the next fault's injection it was (as the RPO sees it)."""
     if acked is None:
         return "—"
     nxt = min((f for f in faults if f.injected_at >= acked), key=lambda f: f.injected_at,
@@ -223,7 +239,9 @@ def _plots(j: Journal, requests: Sequence[Request] | None) -> tuple[tuple[PlotVi
     if not isinstance(by_fault, Mapping):
         by_fault = {}
     origin = j.load_started_at if j.load_started_at is not None else requests[0].t
+    classes = ordered(journal_classes(j), (r.op for r in requests))
     plots = class_plots(requests, origin=origin, faults=j.faults, rto_by_fault=by_fault,
+                        classes=classes,
                         baseline=j.baseline, bucket_s=plot_bucket_s(_analysis_bucket(j.spec)))
     return tuple(PlotView(p.op, p.caption, base64.b64encode(p.png).decode("ascii"))
                  for p in plots), ""
@@ -249,14 +267,19 @@ def _drill_yaml(spec: Mapping[str, Any]) -> str:
 
 
 def _stack(j: Journal) -> tuple[tuple[str, str], ...]:
+    """The stack as run: provider, target, compose file, then every knob of ``stack.config``
+    as the drill record holds it (a knob left unset: the target's default)."""
     stack = j.spec.get("stack", {}) if isinstance(j.spec, Mapping) else {}
+    stack = stack if isinstance(stack, Mapping) else {}
     config = stack.get("config") or {}
     rows = [("provider (as run)", j.provider)]
-    if stack.get("compose"):
-        rows.append(("compose file", str(stack["compose"])))
-    rows += [(k, "service default" if config.get(k) is None else
-              (", ".join(map(str, config[k])) or "none") if isinstance(config[k], list | tuple)
-              else str(config[k])) for k in STACK_KNOBS]
+    rows += [(label, str(stack[k])) for k, label in (("target", "target"),
+                                                     ("compose", "compose file"))
+             if stack.get(k)]
+    if isinstance(config, Mapping):
+        rows += [(str(k), "target default" if v is None else
+                  (", ".join(map(str, v)) or "none") if isinstance(v, list | tuple) else str(v))
+                 for k, v in config.items()]
     return tuple(rows)
 
 
@@ -271,10 +294,11 @@ def _verdict(j: Journal) -> tuple[str, str, str]:
 
 
 def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
-    """The formatted view of one run (``requests`` None when the run has no record)."""
+    """The formatted page of one run (``requests`` None when the run has no record)."""
     clock = Clock(j.load_started_at)
     checks = {c.name: c for c in j.checks}
-    lost_rows, lost = _lost_writes(checks.get("acked_writes"), clock=clock, faults=j.faults)
+    lost_rows, lost_more, lost = _lost_writes(checks.get("acked_writes"), clock=clock,
+                                              faults=j.faults)
     plots, no_plots = _plots(j, requests)
     text, cls, note = _verdict(j)
     evidence = (
@@ -282,7 +306,7 @@ def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
                   anchor="exposure", clock=clock, undecided="measured"),
         _evidence(checks.get("counters"), title="Counter anomalies", anchor="counters",
                   clock=clock),
-        _evidence(checks.get("zero_reads"), title="Zero-view reads", anchor="zero-reads",
+        _evidence(checks.get("zero_reads"), title="Zero reads", anchor="zero-reads",
                   clock=clock),
         _evidence(checks.get("split_brain"), title="Split brain", anchor="split-brain",
                   clock=clock),
@@ -299,7 +323,7 @@ def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
         plots=plots, no_plots_reason=no_plots, faults=_faults(j, clock),
         phases=tuple(PhaseRow(p.name, clock.at(p.started_at), clock.at(p.ended_at))
                      for p in j.phases),
-        lost=lost, lost_writes=lost_rows, evidence=evidence,
+        lost=lost, lost_writes=lost_rows, lost_more=lost_more, evidence=evidence,
         metrics=tuple(MetricRow(k, _value(v), METRIC_HELP.get(k, ""))
                       for k, v in j.metrics.items()),
         stack=_stack(j), drill_yaml=_drill_yaml(j.spec),

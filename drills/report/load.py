@@ -102,14 +102,10 @@ def _objective(d: Any, at: str) -> Objective:
 
 
 def _check(d: Any, at: str) -> CheckResult:
-    findings = _typed(_get(d, "findings", at, default=[]), (list,), f"{at}.findings")
-    return CheckResult(
-        name=_typed(_get(d, "name", at), (str,), f"{at}.name"),
-        passed=_typed(_get(d, "passed", at), (bool,), f"{at}.passed", optional=True),
-        summary=_typed(_get(d, "summary", at), (str,), f"{at}.summary"),
-        metrics=_typed(_get(d, "metrics", at, default={}), (dict,), f"{at}.metrics"),
-        findings=tuple(_typed(f, (str,), f"{at}.findings[{i}]") for i, f in enumerate(findings)),
-    )
+    try:
+        return CheckResult.from_dict(d)
+    except SpecError as exc:
+        raise _Bad(f"{at}.{exc.field}" if exc.field else at, exc.message) from exc
 
 
 def _str_map(d: Mapping[str, Any], key: str, types: tuple[type, ...]) -> dict[str, Any]:
@@ -140,6 +136,10 @@ def _journal(d: Mapping[str, Any]) -> Journal:
         checks=_items(d, "checks", _check),
         error=_typed(_get(d, "error", "", default=None), (str,), "error", optional=True),
         environment=_str_map(d, "environment", (str,)),
+        target=_typed(_get(d, "target", "", default=""), (str,), "target"),
+        classes=tuple(_typed(c, (str,), f"classes[{i}]")
+                      for i, c in enumerate(_typed(_get(d, "classes", "", default=[]),
+                                                   (list,), "classes"))),
     )
 
 
@@ -194,7 +194,7 @@ def regenerate(run_dir: Path) -> list[Path]:
     ``journal.json`` and ``requests.jsonl`` (``drill report RUN_DIR``); return their paths.
 
     ``journal.json`` itself is only read, never rewritten: it is the record, the reports are
-    views of it. Raises `SpecError` for a directory that is not a run directory, and
+    renderings of it. Raises `SpecError` for a directory that is not a run directory, and
     `EnvironmentError_` if a report cannot be written.
     """
     run_dir = Path(run_dir)

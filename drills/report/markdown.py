@@ -20,14 +20,15 @@ METRIC_HELP = {
     "its baseline throughput for the hold time; for an outage that began only after the fault "
     "was reverted (failback), from the revert; the longer of the two (per class; 'not "
     "recovered' if never)",
-    "lost_acked_writes": "uploads the service acknowledged that the final read does not have",
-    "lost_increments": "acknowledged view/like increments missing from the final counters "
+    "lost_acked_writes": "written keys the system acknowledged that the final read does not "
+    "have",
+    "lost_increments": "acknowledged counter increments missing from the final counters "
     "(counted in the lost_acked_writes objective)",
     "writes_at_risk": "writes the drill put at risk: acknowledged within analysis.exposure_window "
     "before a fault, in flight at its instant, or acknowledged during it (until the revert + "
     "the window); 0 lost of few at risk proves little",
-    "uploads_at_risk": "the uploads among writes_at_risk",
-    "increments_at_risk": "the view/like increments among writes_at_risk",
+    "keys_at_risk": "the key writes among writes_at_risk",
+    "increments_at_risk": "the counter increments among writes_at_risk",
     "acked_before_fault": "writes acknowledged within exposure_window before a fault",
     "in_flight_at_fault": "writes sent before a fault and answered after it (or never)",
     "acked_during_fault": "writes acknowledged while a fault was in force (failover, failback)",
@@ -37,10 +38,12 @@ METRIC_HELP = {
     "split_brain_sources": "which evidence found split brain: history (acks by a store after "
     "another took over, then lost), epochs (the stores' own epoch headers), divergence",
     "rpo_s": "how far back before the fault the oldest lost acknowledged write was (0 = none)",
-    "unexpected_writes": "videos in the final read that no client ever attempted",
+    "unexpected_writes": "keys in the final read that no client ever attempted to write",
+    "attempted_writes": "keys the load attempted to write",
+    "acked_writes": "keys whose write the system acknowledged",
     "counters_out_of_bounds": "counters outside [acked increments, acked + indeterminate]",
-    "zero_reads": "reads (stats, feed and search items) that showed 0 while acknowledged "
-    "increments were already > 0",
+    "zero_reads": "reads (of one key, or items of a list read) that showed a counter at 0 "
+    "while acknowledged increments of it were already > 0",
     "split_brain": "two stores accepted writes at once: the history shows acks by a store after "
     "another had taken over (then lost), or two stores acked under one epoch, or a stale "
     "epoch acked a write",

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from drills.checks import Series, series_by_class
-from drills.model import OP_CLASSES, FaultRecord, Request
+from drills.model import FaultRecord, Request, classes_of
 
 #: Plots group requests into buckets at least this wide (s): at 250 ms a class doing a few
 #: requests per second shows 0 % / 100 % noise, not a trend.
@@ -184,15 +184,16 @@ def class_plots(
     rto_by_fault: Mapping[str, Mapping[str, float | None]] | None = None,
     baseline: Mapping[str, float] | None = None,
     bucket_s: float = MIN_PLOT_BUCKET_S,
-    classes: Sequence[str] = OP_CLASSES,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Plot, ...]:
-    """One `Plot` per class of ``classes`` that has at least one request, in that order.
+    """One `Plot` per class of ``classes`` that has at least one request, in that order
+    (None or empty: every class of ``requests``, in first-seen order).
 
     ``origin`` is the load start (x = 0); the grid ends at the last request's start. Returns
     an empty tuple when there are no requests.
     """
     present = {r.op for r in requests}
-    wanted = [c for c in classes if c in present]
+    wanted = [c for c in classes_of(requests, classes) if c in present]
     if not wanted:
         return ()
     end = max(r.t for r in requests)

@@ -1,9 +1,10 @@
 """The drill model: a drill file validated into typed, frozen pydantic models.
 
-A drill names its stack and knobs, the load, a timeline of faults and the objectives it must meet.
-`drills.catalog` reads the YAML, applies ``--set`` overrides and validates it into a `DrillSpec`
-(``drills.catalog.load_drill``); nothing downstream ever sees the raw mapping. Validation errors
-surface as `drills.errors.SpecError` with the file, the dotted field
+A drill names its stack (a target, and for your own system its nodes, links and data
+contract), the load, a timeline of faults and the objectives it must meet. `drills.catalog`
+reads the YAML, applies ``--set`` overrides, resolves the target and validates it into a
+`DrillSpec` (``drills.catalog.load_drill``); nothing downstream ever sees the raw mapping.
+Validation errors surface as `drills.errors.SpecError` with the file, the dotted field
 (``timeline.faults[0].power_down``) and what was expected. Every field carries its documentation
 (``reference_markdown()`` in `drills.catalog` renders it as the README's drill-file reference).
 
@@ -13,18 +14,23 @@ the moment the load starts. The faults of a drill are `Timeline.all_faults`: the
 fault's id is its index there. The load runs for `Timeline.load_duration` seconds:
 ``max(baseline, end of the last fault window) + settle``.
 
-Cross-field invariants that need no stack are checked by the models; targets, and schedules
-that stop one node twice at once (they could not be reverted), are checked against a stack's
-topology by `validate_targets`. Bug names (``stack.config.bugs``) are checked against the
-names given in the validation context (`BUGS_CONTEXT`), which `drills.catalog` fills in.
+Cross-field invariants that need no stack are checked by the models; fault targets, and
+schedules that stop one node twice at once (they could not be reverted), are checked against a
+stack's topology by `validate_targets`. What only the target knows - its operation classes,
+its knobs (``stack.config``, a `KnobsModel` of its own), its bug names, whether it has a
+final-read contract - comes in the validation context as a `TargetInfo` (`TARGET_CONTEXT`),
+which `drills.catalog` fills in; without it names are checked for shape only.
 
-Layout: `models` (the sections and `DrillSpec`), `timeline` (`Timeline`, `NemesisSpec`),
-`faults` (`FaultSpec`, `FaultTemplate`, `FaultWindow`, the kind tables), `targets`
-(`TopologyLike`, `validate_targets`), `_base` ("did you mean" helpers). Import the names from
-here. The package imports neither `drills.stack` nor `drills.catalog`.
+Layout: `models` (`DrillSpec`, load, analysis), `stack` (`StackSpec`, nodes, links, data
+contract, placeholders), `knobs` (`KnobsModel`), `objectives` (`Objectives`, `Guardrail`),
+`timeline` (`Timeline`, `NemesisSpec`), `faults` (`FaultSpec`, `FaultTemplate`,
+`FaultWindow`, the kind tables), `targets` (`TopologyLike`, `validate_targets`), `context`
+(`TargetInfo`), `_base` ("did you mean" helpers). Import the names from here. The package
+imports neither `drills.stack`, `drills.targets` nor `drills.catalog`.
 """
 
-from drills.spec._base import did_you_mean, invalid, unknown
+from drills.spec._base import did_you_mean, doc_field, invalid, unknown
+from drills.spec.context import CUSTOM, TARGET_CONTEXT, TargetInfo, target_of
 from drills.spec.faults import (
     FAULT_KINDS,
     FAULT_PARAMS,
@@ -34,32 +40,41 @@ from drills.spec.faults import (
     FaultWindow,
     first_overlap,
 )
-from drills.spec.models import (
-    BUGS_CONTEXT,
-    STACK_KNOBS,
-    AnalysisSpec,
-    BurstSpec,
-    DrillSpec,
+from drills.spec.knobs import AnyKnobs, KnobsModel, KnobValue, check_names
+from drills.spec.models import AnalysisSpec, BurstSpec, DrillSpec, HotSpec, LoadSpec
+from drills.spec.objectives import (
+    DATA_OBJECTIVES,
     ExposureObjective,
     Guardrail,
-    HotSpec,
-    LoadSpec,
     Objectives,
     RtoObjectives,
-    StackConfig,
+)
+from drills.spec.stack import (
+    PLACEHOLDERS,
+    DataSpec,
+    ImageSpec,
+    LinkSpec,
+    NodeSpec,
+    ReadySpec,
     StackSpec,
+    expand,
+    placeholders,
 )
 from drills.spec.targets import TopologyLike, validate_targets
 from drills.spec.timeline import NemesisSpec, Timeline
 
 __all__ = [
-    "BUGS_CONTEXT",
+    "CUSTOM",
+    "DATA_OBJECTIVES",
     "FAULT_KINDS",
     "FAULT_PARAMS",
-    "STACK_KNOBS",
+    "PLACEHOLDERS",
+    "TARGET_CONTEXT",
     "TARGET_TYPE",
     "AnalysisSpec",
+    "AnyKnobs",
     "BurstSpec",
+    "DataSpec",
     "DrillSpec",
     "ExposureObjective",
     "FaultSpec",
@@ -67,17 +82,28 @@ __all__ = [
     "FaultWindow",
     "Guardrail",
     "HotSpec",
+    "ImageSpec",
+    "KnobValue",
+    "KnobsModel",
+    "LinkSpec",
     "LoadSpec",
     "NemesisSpec",
+    "NodeSpec",
     "Objectives",
+    "ReadySpec",
     "RtoObjectives",
-    "StackConfig",
     "StackSpec",
+    "TargetInfo",
     "Timeline",
     "TopologyLike",
+    "check_names",
     "did_you_mean",
+    "doc_field",
+    "expand",
     "first_overlap",
     "invalid",
+    "placeholders",
+    "target_of",
     "unknown",
     "validate_targets",
 ]

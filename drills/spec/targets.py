@@ -2,9 +2,9 @@
 
 A drill names its targets as text; whether ``dc-east`` is a zone, ``store-east`` a node and
 ``api->store-east`` a link depends on the stack. `validate_targets` checks a `DrillSpec` against
-anything shaped like a topology (`TopologyLike`; ClipStream's is
-``drills.stack.clipstream.TOPOLOGY``). This package never imports `drills.stack`: the stack
-side depends on the spec, not the reverse.
+anything shaped like a topology (`TopologyLike`: a target's, or the one a drill file's own
+nodes and links make). This package never imports `drills.stack` or `drills.targets`: they
+depend on the spec, not the reverse.
 """
 
 from __future__ import annotations

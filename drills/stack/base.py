@@ -2,7 +2,8 @@
 
 A stack is made of **nodes** (a process or a container) grouped in **zones**, and **links**: named
 TCP paths between services that go through a Toxiproxy proxy. The engine and the faults only ever
-talk to a stack through this protocol; providers are siblings (`local.py`, `docker.py`).
+talk to a stack through this protocol; providers are siblings (`local.py`, `docker.py`). What a
+stack runs is a target's (`drills.targets`); a stack knows nothing of the system inside.
 """
 
 from __future__ import annotations
@@ -89,14 +90,10 @@ class Stack(Protocol):
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    @property
-    def api_url(self) -> str:
-        """Base URL of the user-facing service, reachable from the harness."""
-        ...
-
-    @property
-    def store_urls(self) -> Mapping[str, str]:
-        """Direct (un-proxied) URLs of every store node, for status and the final read."""
+    def address(self, endpoint: str) -> str:
+        """The direct (un-proxied) ``host:port`` at which the harness reaches ``endpoint``: a
+        node (local: its port; docker: its one published port) or ``service:port`` (docker:
+        that container port, published or on the container's network)."""
         ...
 
     def kill(self, nodes: Sequence[str]) -> Mapping[str, float]:

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -275,24 +274,6 @@ def probe_python(client: docker.DockerClient, image: str, *, cache_dir: Path) ->
     return target
 
 
-def _canonical(requirement: str) -> str:
-    name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return re.sub(r"[-_.]+", "-", name.group(1)).lower() if name else requirement
-
-
-def image_requirements(project_root: Path, *, exclude: Sequence[str] = ()
-                       ) -> tuple[tuple[str, ...], tuple[str, ...]]:  # fmt: skip
-    """(runtime dependencies minus ``exclude`` (names, any spelling), build requirements) from
-    ``pyproject.toml``."""
-    try:
-        data = tomllib.loads((project_root / "pyproject.toml").read_text())
-        deps, build = data["project"]["dependencies"], data["build-system"]["requires"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-        raise StackError(f"cannot read {project_root}/pyproject.toml: {exc}") from exc
-    dropped = {_canonical(name) for name in exclude}
-    return tuple(d for d in deps if _canonical(d) not in dropped), tuple(build)
-
-
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 
 
@@ -331,14 +312,17 @@ def _download(reqs: Sequence[str], dest: Path, target: TargetPython, *, pip_args
         built.add(req)
 
 
-def fetch_wheelhouse(reqs: Sequence[str], build_reqs: Sequence[str], target: TargetPython, *,
-                     cache_dir: Path, log: Log, pip_args: Sequence[str] = ()) -> Path:
-    """A directory holding wheels for ``reqs`` + ``build_reqs`` and ``requirements.txt`` (``reqs``).
+def fetch_wheelhouse(reqs: Sequence[str], target: TargetPython, *, cache_dir: Path, log: Log,
+                     pip_args: Sequence[str] = ()) -> Path:
+    """A directory holding wheels for ``reqs`` (and what they need) and ``requirements.txt``.
+
+    Nothing is built in the image (its packages are copied, dependencies installed from wheels),
+    so no build requirement goes in: an sdist-only dependency is built on the host.
 
     Cached under ``cache_dir/wheelhouse/<key>`` (key: requirements, target, ``pip_args``); built
     in a scratch directory and renamed into place, so a cached wheelhouse is always complete.
     """
-    key_src = json.dumps([sorted(reqs), sorted(build_reqs), asdict(target), list(pip_args)])
+    key_src = json.dumps([sorted(reqs), asdict(target), list(pip_args)])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     house = cache_dir / "wheelhouse" / key
     if (house / "requirements.txt").is_file():
@@ -350,7 +334,7 @@ def fetch_wheelhouse(reqs: Sequence[str], build_reqs: Sequence[str], target: Tar
     log(f"wheelhouse {key}: pip download for Python {target.version} ({target.machine}, "
         f"glibc {target.glibc})")
     try:
-        _download([*reqs, *build_reqs], scratch, target, pip_args=pip_args,
+        _download(reqs, scratch, target, pip_args=pip_args,
                   log_file=cache_dir / "logs" / f"wheelhouse-{key}.log", log=log)
         (scratch / "requirements.txt").write_text("".join(f"{r}\n" for r in reqs))
         try:

@@ -1,19 +1,23 @@
-"""The ``docker`` provider: ClipStream as a Compose project, its nodes driven by the Docker SDK.
+"""The ``docker`` provider: a target's Compose project, its nodes driven by the Docker SDK.
 
 Compose (``docker compose`` or ``docker-compose``) only brings the project up and takes it down;
 node verbs act on containers through the SDK (`drills.stack.docker_nodes`) and refuse any
 container not labelled ``drills.target=true`` or not of this stack's project. A zone's power-down
-SIGKILLs all its containers at once; store data lives in named volumes, which survive it.
+SIGKILLs all its containers at once; data in named volumes survives it.
 
-``with DockerStack(work_dir=..., config=...) as stack`` (or `DockerStack.for_spec`):
+``with DockerStack(work_dir=..., plan=..., topology=...) as stack`` (the plan is the target's
+`drills.targets.base.ComposePlan`):
 
 - refuses a Docker Engine not on this machine unless ``allow_remote`` (``--allow-remote-docker``);
-- project ``drills-<hash of work_dir>`` (runs never collide), host ports chosen free
-  (``DRILLS_*_PORT``, on 127.0.0.1), knobs as ``CLIPSTREAM_*``, images as `resolve_images` finds
-  or builds them; the Toxiproxy image is logged and recorded in ``stack.json``;
-- ``up -d`` (Compose waits for Toxiproxy's healthcheck), then the proxies declared by the
-  toxiproxy service's ``drills.proxy.*`` labels are created through its published API, then
-  every node answers ``/healthz`` and the api knows a primary;
+- project ``drills-<hash of work_dir>`` (runs never collide), host ports chosen free (the plan's
+  port variables and ``DRILLS_TOXIPROXY_PORT``, on 127.0.0.1), the plan's environment (knobs),
+  images present or built offline (ours from the installed packages, the plan's Debian images);
+  the Toxiproxy image is logged and recorded in ``stack.json``;
+- a file with no service labelled ``drills.role=toxiproxy`` gets one (``toxiproxy``, in a
+  second file merged over it): services dial ``toxiproxy:<port>`` for a link;
+- ``up -d``, then the proxies (the plan's links and the toxiproxy service's ``drills.proxy.*``
+  labels) are created through its published API, then every node runs (and is healthy, if it
+  has a healthcheck), then the target's readiness;
 - a project of this work directory found running is reused as it is and left running on exit;
   otherwise the stack is taken down on exit unless ``keep``;
 - ``down``: every container's log to ``logs/<service>.log``, then ``compose down -v`` (the
@@ -30,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
@@ -38,15 +42,13 @@ from typing import Any
 
 import docker
 import docker.errors
-import httpx
+import yaml
 
 from drills.errors import DrillsError, StackError
-from drills.spec import DrillSpec
-from drills.stack import clipstream
 from drills.stack.base import NodeState, Topology
 from drills.stack.docker_compose import (
-    PORT_VARS,
     SERVICE_LABEL,
+    TOXIPROXY_PORT_VAR,
     Compose,
     allow_remote_from_env,
     check_docker_host,
@@ -55,11 +57,12 @@ from drills.stack.docker_compose import (
     project_name,
     sweep_project,
 )
-from drills.stack.docker_images import StackImages, resolve_images
+from drills.stack.docker_images import StackImages, ensure_debian_images, resolve_images
 from drills.stack.docker_nodes import Nodes, is_running
-from drills.stack.images import compose_command, compose_proxies, default_project_root
+from drills.stack.images import compose_command, compose_proxies
 from drills.stack.local import STATE_FILE
 from drills.stack.process import wait_http
+from drills.targets.base import ComposePlan
 from drills.toxiproxy.client import Link, LinkSpec, ToxiproxyClient, free_port
 
 LOG = logging.getLogger(__name__)
@@ -67,12 +70,36 @@ UP_TIMEOUT_S = 180.0
 PORT_ATTEMPTS = 3
 
 
-def _knows_primary(resp: httpx.Response) -> bool:
-    """The api's ``/healthz`` is 200 and names a primary."""
+#: The Toxiproxy service the harness adds to a Compose file that has none (image and port from
+#: the environment it is run with).
+TOXIPROXY_SERVICE = """\
+services:
+  toxiproxy:
+    image: ${TOXIPROXY_IMAGE}
+    command: ["--host=0.0.0.0", "--port=8474"]
+    init: true
+    restart: "no"
+    ports:
+      - "127.0.0.1:${DRILLS_TOXIPROXY_PORT}:8474"
+    labels:
+      drills.role: toxiproxy
+      drills.target: "false"
+"""
+
+
+def has_toxiproxy(file: Path) -> bool:
+    """The Compose file has a service labelled ``drills.role=toxiproxy``."""
     try:
-        return resp.status_code == 200 and bool(resp.json().get("primary"))
-    except ValueError:
-        return False
+        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StackError(f"cannot read {file}: {exc}") from exc
+    for service in (doc.get("services") or {}).values():
+        labels = (service or {}).get("labels") or {}
+        items = labels.items() if isinstance(labels, dict) else (
+            str(x).split("=", 1) for x in labels if "=" in str(x))
+        if any(k == "drills.role" and v == "toxiproxy" for k, v in items):
+            return True
+    return False
 
 
 def _read_state(work_dir: Path) -> dict[str, Any] | None:
@@ -84,25 +111,29 @@ def _read_state(work_dir: Path) -> dict[str, Any] | None:
 
 
 class DockerStack:
-    """ClipStream as a Compose project (see the module docstring). A context manager.
+    """A target's Compose project (see the module docstring). A context manager.
 
-    ``config`` is the drill's ``stack.config``; ``compose_file`` defaults to the project's
-    ``docker-compose.yml``; ``images`` to `resolve_images`; ``allow_remote`` to
-    ``$DRILLS_ALLOW_REMOTE_DOCKER``. Every failure is a `StackError` (Toxiproxy's: `ProxyError`).
+    ``plan`` is the target's `ComposePlan` and ``topology`` its zones and links; ``ready``
+    (optional) waits for the system as a whole; ``images`` defaults to `resolve_images`;
+    ``allow_remote`` to ``$DRILLS_ALLOW_REMOTE_DOCKER``. Every failure is a `StackError`
+    (Toxiproxy's: `ProxyError`).
     """
 
     provider = "docker"
-    topology: Topology = clipstream.TOPOLOGY
 
-    def __init__(self, *, work_dir: Path, config: Mapping[str, object] | None = None,
-                 keep: bool = False, compose_file: Path | None = None,
-                 images: StackImages | None = None, allow_remote: bool | None = None,
-                 namespace: str = "drills") -> None:
+    def __init__(self, *, work_dir: Path, plan: ComposePlan | None = None,
+                 topology: Topology | None = None,
+                 ready: Callable[[DockerStack, float], None] | None = None,
+                 keep: bool = False, images: StackImages | None = None,
+                 allow_remote: bool | None = None, namespace: str = "drills") -> None:
         self.work_dir = Path(work_dir).resolve()
-        self.config = dict(config or {})
+        self.plan = plan
+        self.topology = topology or Topology(zones={}, links=())
+        self._ready = ready
+        self.config = dict(plan.env) if plan else {}
         self.keep = keep
         self.allow_remote = allow_remote_from_env() if allow_remote is None else allow_remote
-        self.compose_file = Path(compose_file).resolve() if compose_file else None
+        self.compose_file = Path(plan.file).resolve() if plan else None
         self.project = project_name(self.work_dir)
         self.images = images
         self.namespace = namespace
@@ -116,13 +147,6 @@ class DockerStack:
         self._links: dict[str, Link] = {}
         self._link_names: tuple[str, ...] = ()
         self._owner = os.getpid()
-
-    @classmethod
-    def for_spec(cls, spec: DrillSpec, *, work_dir: Path, keep: bool) -> DockerStack:
-        """The stack a drill file describes (its knobs and, if given, its Compose file)."""
-        config = spec.stack.config.model_dump(exclude_none=True)
-        compose = Path(spec.stack.compose) if spec.stack.compose else None
-        return cls(work_dir=work_dir, config=config, keep=keep, compose_file=compose)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> DockerStack:
@@ -169,20 +193,32 @@ class DockerStack:
         self._save()
         self.wait_healthy(timeout=max(5.0, deadline - time.monotonic()))
 
+    def _port_vars(self) -> tuple[str, ...]:
+        declared = tuple(self.plan.ports) if self.plan else ()
+        return declared + ((TOXIPROXY_PORT_VAR,) if TOXIPROXY_PORT_VAR not in declared else ())
+
     def _compose_up(self, ports: dict[str, str] | None) -> None:
         """``compose up -d`` with free host ports (chosen again if one was taken meanwhile)."""
+        if self.plan is None or self.compose_file is None:
+            raise StackError("a stack found again with attach cannot be started anew")
         if self.images is None:
             self.images = resolve_images(self._docker(), namespace=self.namespace,
-                                         log=self._note)
+                                         app=self.plan.needs_app_image, log=self._note)
+        ensure_debian_images(self._docker(), self.plan.images, namespace=self.namespace,
+                             log=self._note)
         self._note(f"toxiproxy image: {self.images.toxiproxy} ({self.images.toxiproxy_reason})")
-        file = self.compose_file or default_project_root() / "docker-compose.yml"
+        file = self.compose_file
+        extra: tuple[Path, ...] = ()
+        if not has_toxiproxy(file):
+            extra = (self.work_dir / "toxiproxy.compose.yml",)
+            extra[0].write_text(TOXIPROXY_SERVICE, encoding="utf-8")
         command = compose_command()
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            ports = ports or {var: str(free_port()) for var in PORT_VARS.values()}
-            env = {**ports, **self.images.compose_env(), **clipstream.knob_env(self.config)}
+            ports = ports or {var: str(free_port()) for var in self._port_vars()}
+            env = {**ports, **self.images.compose_env(), **self.plan.env}
             self._compose = Compose(command=command, file=file, project=self.project,
                                     docker_host=str(self._docker_host), env=env,
-                                    log=self.work_dir / "logs" / "compose.log")
+                                    log=self.work_dir / "logs" / "compose.log", extra=extra)
             self._save()  # before anything starts: `drill stack down` can always find it
             try:
                 self._compose.up()
@@ -197,7 +233,8 @@ class DockerStack:
         return Compose(command=tuple(state["compose_command"]), file=Path(state["compose_file"]),
                        project=self.project, docker_host=str(self._docker_host),
                        env=dict(state.get("env") or {}),
-                       log=self.work_dir / "logs" / "compose.log")
+                       log=self.work_dir / "logs" / "compose.log",
+                       extra=tuple(Path(f) for f in state.get("compose_extra") or ()))
 
     def _discover(self) -> None:
         """Every topology node's container (labels checked, zone as the topology says) and
@@ -210,7 +247,9 @@ class DockerStack:
             if zone != expected:
                 raise StackError(f"container of {node} is labelled drills.zone={zone!r}; "
                                  f"expected {expected!r}")
-            self._direct[node] = nodes.published(node)
+            published = nodes.published_ports(node)
+            if len(published) == 1:
+                self._direct[node] = published[0]
         proxy = nodes.by_role("toxiproxy")
         self._toxiproxy_url = f"http://{nodes.published(proxy.labels[SERVICE_LABEL])}"
 
@@ -218,17 +257,20 @@ class DockerStack:
         """Create the proxies the toxiproxy service's labels declare (idempotent: /populate)."""
         nodes = self._nodes()
         proxy = nodes.by_role("toxiproxy")
-        declared = compose_proxies(proxy.labels)
-        missing = set(self.topology.links) - {p.link for p in declared}
+        declared = [LinkSpec(name=p.link, upstream=p.upstream, listen=p.listen)
+                    for p in compose_proxies(proxy.labels)]
+        declared += [LinkSpec(name=lk.name, upstream=lk.upstream, listen=lk.listen or "")
+                     for lk in (self.plan.links if self.plan else ())]
+        missing = set(self.topology.links) - {p.name for p in declared}
         if missing:
-            raise StackError(f"the toxiproxy service declares no proxy for {sorted(missing)}")
+            raise StackError(f"no proxy is declared for link(s) {sorted(missing)}")
         service = proxy.labels[SERVICE_LABEL]
         wait_http(f"{self._toxiproxy_url}/version", timeout=timeout, interval=0.25,
                   alive=lambda: is_running(proxy), logs=lambda: nodes.logs(service))
         tp = self._toxiproxy()
-        tp.populate([LinkSpec(name=p.link, upstream=p.upstream, listen=p.listen)
-                     for p in declared])
-        self._link_names = tuple(sorted(p.link for p in declared))
+        if declared:
+            tp.populate(declared)
+        self._link_names = tuple(sorted(p.name for p in declared))
         self._links = {name: tp.link(name) for name in self._link_names}
 
     def down(self) -> None:
@@ -303,7 +345,9 @@ class DockerStack:
             "allow_remote": self.allow_remote,
             "compose_command": list(compose.command) if compose else None,
             "compose_file": str(compose.file) if compose else None,
-            "ports": {k: v for k, v in env.items() if k in PORT_VARS.values()},
+            "compose_extra": [str(f) for f in compose.extra] if compose else [],
+            "zones": {z: list(ns) for z, ns in self.topology.zones.items()},
+            "ports": {k: v for k, v in env.items() if k in self._port_vars()},
             "env": env, "config": self.config,
             "images": asdict(self.images) if self.images else None,
             "direct": self._direct, "toxiproxy_url": self._toxiproxy_url,
@@ -322,8 +366,7 @@ class DockerStack:
         if state is None:
             raise StackError(f"{path}: no readable docker stack state")
         images = state.get("images")
-        stack = cls(work_dir=Path(work_dir), config=state.get("config") or {},
-                    keep=bool(state.get("keep")),
+        stack = cls(work_dir=Path(work_dir), keep=bool(state.get("keep")),
                     images=StackImages(**images) if images else None,
                     allow_remote=bool(state.get("allow_remote")) or allow_remote_from_env())
         stack.project = str(state["project"])  # as recorded, even if the directory moved
@@ -331,6 +374,10 @@ class DockerStack:
                                                allow_remote=stack.allow_remote)
         if state.get("compose_command") and state.get("compose_file"):
             stack._compose = stack._compose_from(state)
+        stack.config = dict(state.get("config") or {})
+        stack.topology = Topology(
+            zones={z: tuple(ns) for z, ns in (state.get("zones") or {}).items()},
+            links=tuple(state.get("links") or ()))
         stack._direct = dict(state.get("direct") or {})
         stack._toxiproxy_url = state.get("toxiproxy_url")
         stack._link_names = tuple(state.get("links") or ())
@@ -338,13 +385,14 @@ class DockerStack:
         return stack
 
     # -- the Stack protocol --------------------------------------------------------------------
-    @property
-    def api_url(self) -> str:
-        return f"http://{self._address('api')}"
-
-    @property
-    def store_urls(self) -> Mapping[str, str]:
-        return {n: f"http://{self._address(n)}" for n in clipstream.STORES}
+    def address(self, endpoint: str) -> str:
+        """A node's one published port, or ``service:port``: that container port where it is
+        published on loopback, else the container's address on its network (Linux engines
+        route the host to container networks)."""
+        if ":" not in endpoint:
+            return self._address(endpoint)
+        service, _, port = endpoint.rpartition(":")
+        return self._nodes().address(service, int(port))
 
     @property
     def toxiproxy_url(self) -> str | None:
@@ -393,14 +441,11 @@ class DockerStack:
         return self._nodes().logs(node, lines)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Every node answers its health check, and the api knows a primary."""
+        """Every node's container runs (and is healthy, if it has a healthcheck), then the
+        target's readiness (if given)."""
         deadline = time.monotonic() + timeout
         nodes = self._nodes()
         for node in self.topology.nodes:
-            wait_http(f"http://{self._address(node)}/healthz",
-                      timeout=max(1.0, deadline - time.monotonic()), interval=0.25,
-                      alive=lambda n=node: nodes.status(n) != "stopped",  # type: ignore[misc]
-                      logs=lambda n=node: nodes.logs(n))  # type: ignore[misc]
-        wait_http(f"{self.api_url}/healthz", timeout=max(1.0, deadline - time.monotonic()),
-                  interval=0.25, ok=_knows_primary,
-                  logs=lambda: nodes.logs("api"))
+            nodes.wait_healthy(node, timeout=max(1.0, deadline - time.monotonic()))
+        if self._ready is not None:
+            self._ready(self, max(1.0, deadline - time.monotonic()))

@@ -38,14 +38,8 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 TARGET_LABEL = "drills.target"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-#: Host-port variables of docker-compose.yml, per service (each published on 127.0.0.1).
-PORT_VARS: Mapping[str, str] = {
-    "api": "DRILLS_API_PORT",
-    "coordinator": "DRILLS_COORDINATOR_PORT",
-    "store-east": "DRILLS_STORE_EAST_PORT",
-    "store-west": "DRILLS_STORE_WEST_PORT",
-    "toxiproxy": "DRILLS_TOXIPROXY_PORT",
-}
+#: The host-port variable of the Toxiproxy API (published on 127.0.0.1), in every stack.
+TOXIPROXY_PORT_VAR = "DRILLS_TOXIPROXY_PORT"
 #: What a Compose failure says when a host port chosen free was taken in the meantime.
 _PORT_CLASH = ("port is already allocated", "address already in use")
 
@@ -139,10 +133,13 @@ class Compose:
     docker_host: str
     env: Mapping[str, str] = field(default_factory=dict)
     log: Path | None = None
+    extra: tuple[Path, ...] = ()  # more files merged over ``file`` (the harness's own service)
 
     def argv(self, *args: str) -> list[str]:
         """The full command line for ``args`` (the same for both Compose flavours)."""
-        return [*self.command, "-p", self.project, "-f", str(self.file), *args]
+        files = [a for f in (self.file, *self.extra) for a in ("-f", str(f))]
+        return [*self.command, "-p", self.project,
+                "--project-directory", str(self.file.parent), *files, *args]
 
     def run(self, *args: str, timeout: float = 300.0) -> str:
         """Run ``compose args``; its output, or `StackError` with the output's tail."""

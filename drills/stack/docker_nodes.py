@@ -247,6 +247,59 @@ class Nodes:
                              f"{host_port or '<random>'}; publish a fixed port on 127.0.0.1")
         return f"{'[::1]' if host_ip == '::1' else host_ip}:{host_port}"
 
+    def published_ports(self, node: str) -> list[str]:
+        """Every ``127.0.0.1:<port>`` (or ``[::1]``) ``node`` publishes with a fixed port."""
+        found = self._find(node)
+        if not found:
+            return []
+        bindings = found[0].attrs.get("HostConfig", {}).get("PortBindings") or {}
+        out = []
+        for _port, binds in sorted(bindings.items()):
+            for b in binds or ():
+                host_ip, host_port = b.get("HostIp") or "", b.get("HostPort") or ""
+                if host_ip in ("127.0.0.1", "::1") and host_port:
+                    out.append(f"{'[::1]' if host_ip == '::1' else host_ip}:{host_port}")
+        return out
+
+    def address(self, service: str, port: int) -> str:
+        """Where the harness reaches ``service``'s container port ``port``: its loopback
+        binding if published, else the container's IP on its (first) network."""
+        found = self._find(service)
+        if not found:
+            raise StackError(f"service {service} has no container in project {self.project}")
+        container = found[0]
+        _guard(f"cannot inspect {service}", container.reload)
+        for b in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+                f"{port}/tcp") or ():
+            if b.get("HostIp") in ("127.0.0.1", "::1") and b.get("HostPort"):
+                return f"{b['HostIp'] if b['HostIp'] == '127.0.0.1' else '[::1]'}:{b['HostPort']}"
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        for net in networks.values():
+            if net.get("IPAddress"):
+                return f"{net['IPAddress']}:{port}"
+        raise StackError(f"service {service} has no address on any network (is it running?)")
+
+    def wait_healthy(self, node: str, *, timeout: float, interval: float = 0.25) -> None:
+        """Until ``node``'s container runs and, if it has a healthcheck, reports healthy;
+        `StackError` with its log tail when it stopped or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            container = self.find(node)
+            if container is None:
+                raise StackError(f"node {node} has no container in project {self.project}")
+            _guard(f"cannot inspect {node}", container.reload)
+            state = container.attrs.get("State", {})
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Running") and health in (None, "healthy"):
+                return
+            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+                raise StackError(f"node {node} exited (code {state.get('ExitCode')})",
+                                 logs=self.logs(node))
+            if time.monotonic() >= deadline:
+                raise StackError(f"node {node} not healthy after {timeout:.0f} s "
+                                 f"(health: {health})", logs=self.logs(node))
+            time.sleep(interval)
+
     def zone(self, node: str) -> str | None:
         """The ``drills.zone`` label of ``node``'s container (None without container or label)."""
         found = self._find(node)

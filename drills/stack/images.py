@@ -4,22 +4,25 @@ Four images, all labelled ``drills.namespace=<namespace>`` and ``drills.image=<r
 
 - base: ``python:3.11-slim`` when it is present or can be pulled; otherwise
   ``<ns>/debian-base:bookworm``, bootstrapped from Debian packages.
-- ``<ns>/wheelhouse:<key>``: every runtime dependency (less `HARNESS_ONLY`) as a wheel for the
-  *base's* Python, fetched on the host (``pip download``), as a ``FROM scratch`` image that the
-  app build ``COPY --from``-s. Base and wheelhouse are made by `drills.stack.debian_base`.
-- ``<ns>/clipstream:latest`` (``services/Dockerfile``): the project itself, both packages, built
-  with ``--network none`` from the base and the wheelhouse. Its build stage is kept as
-  ``<ns>/clipstream:build``: the cache of the dependency layer.
-- ``<ns>/toxiproxy:latest`` (``services/toxiproxy.Dockerfile``): our Toxiproxy-compatible server
-  behind the official image's interface (``/toxiproxy``, ``/toxiproxy-cli list``).
+- ``<ns>/wheelhouse:<key>``: every runtime dependency of the installed distribution (less
+  `drills.stack.app_context.HARNESS_ONLY`) as a wheel for the *base's* Python, fetched on the
+  host (``pip download``), as a ``FROM scratch`` image that the app build ``COPY --from``-s.
+  Base and wheelhouse are made by `drills.stack.debian_base`.
+- ``<ns>/app:latest`` (`app_image`; ``dockerfiles/app.Dockerfile``): the installed distribution's
+  packages and console scripts (`drills.stack.app_context`: read from what is installed, so a
+  plain ``pip install`` builds it, no source tree needed), built with ``--network none`` from the
+  base and the wheelhouse. Its build stage is kept as ``<ns>/app:build``: the cache of the
+  dependency layer.
+- ``<ns>/toxiproxy:latest`` (``dockerfiles/toxiproxy.Dockerfile``): our Toxiproxy-compatible
+  server behind the official image's interface (``/toxiproxy``, ``/toxiproxy-cli list``).
 
 Caches: the images themselves (Docker's layer cache: a second build with no change is all cache,
-a source change reruns only the project layer), the rootfs tar, the ``.deb`` files and the
+a package change reruns only the package layers), the rootfs tar, the ``.deb`` files and the
 wheelhouse under `default_cache_dir`. Images a rebuild replaced are removed; `remove_images`
 removes a whole namespace.
 
-Also here, for the provider that runs ``docker-compose.yml``: which compose command exists
-(`compose_command`), which Toxiproxy image to run (`choose_toxiproxy_image`) and the proxies the
+Also here, for the provider that runs Compose files: which compose command exists
+(`compose_command`), which Toxiproxy image to run (`choose_toxiproxy_image`) and the proxies a
 compose file declares in its labels (`compose_proxies`). Every failure is a `StackError` carrying
 the tail of the step's log; full logs are kept under ``<cache>/logs``.
 """
@@ -27,6 +30,7 @@ the tail of the step's log; full logs are kept under ``<cache>/logs``.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import subprocess
@@ -37,17 +41,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import docker
 import docker.errors
 
 from drills.errors import SpecError, StackError
+from drills.stack.app_context import DOCKERFILES, AppSource, write_context
 from drills.stack.debian_base import (
     DebianBase,
     TargetPython,
     ensure_debian_base,
     fetch_wheelhouse,
-    image_requirements,
     log_tail,
     probe_python,
 )
@@ -55,11 +60,6 @@ from drills.stack.debian_base import (
 Log = Callable[[str], None]
 
 DEFAULT_BASE = "python:3.11-slim"
-#: Dependencies of the harness that no container runs (the load generator, plots, the test
-#: runner): left out of the image, which would otherwise carry numpy, gevent, zmq... The image
-#: build imports every module of `clipstream` and `drills.toxiproxy`, so leaving out something
-#: they need fails the build, not a drill.
-HARNESS_ONLY: tuple[str, ...] = ("pytest", "locust", "matplotlib")
 OFFICIAL_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.9.0"
 
 
@@ -71,12 +71,9 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "drills"
 
 
-def default_project_root() -> Path:
-    """The source tree ``drills`` runs from (it holds pyproject.toml and services/Dockerfile)."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "services" / "Dockerfile").is_file():
-        raise StackError(f"{root} has no services/Dockerfile: build from a source checkout")
-    return root
+def app_image(namespace: str = "drills") -> str:
+    """The tag of our app image in ``namespace`` (what `build_images` builds)."""
+    return f"{namespace}/app:latest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,10 +221,10 @@ def docker_build(client: docker.DockerClient, *, tag: str, log: Log, log_file: P
         raise StackError(f"docker build of {tag} left no image: {exc}") from exc
 
 
-def build_wheels_image(client: docker.DockerClient, house: Path, *, tag: str, project_root: Path,
+def build_wheels_image(client: docker.DockerClient, house: Path, *, tag: str,
                        labels: Mapping[str, str], log: Log, log_file: Path) -> str:
-    """``FROM scratch`` + the wheelhouse at /wheels (``services/wheelhouse.Dockerfile``), unless
-    ``tag`` exists already (the tag names the wheelhouse's cache key)."""
+    """``FROM scratch`` + the wheelhouse at /wheels (``dockerfiles/wheelhouse.Dockerfile``),
+    unless ``tag`` exists already (the tag names the wheelhouse's cache key)."""
     ours = client.images.list(filters={"label": f"drills.namespace={labels['drills.namespace']}"})
     stale = [i for i in ours if i.labels.get("drills.image") == "wheelhouse" and tag not in i.tags]
     for image in stale:  # wheelhouses of older requirements: nothing builds from them any more
@@ -238,7 +235,7 @@ def build_wheels_image(client: docker.DockerClient, house: Path, *, tag: str, pr
         return "cached"
     with tempfile.TemporaryFile() as ctx:
         with tarfile.open(fileobj=ctx, mode="w") as tar:
-            tar.add(project_root / "services" / "wheelhouse.Dockerfile", arcname="Dockerfile")
+            tar.add(DOCKERFILES / "wheelhouse.Dockerfile", arcname="Dockerfile")
             for item in sorted(house.iterdir()):
                 tar.add(item, arcname=item.name)
         ctx.seek(0)
@@ -295,43 +292,55 @@ def _labels(namespace: str, role: str) -> dict[str, str]:
     return {"drills.namespace": namespace, "drills.image": role}
 
 
-def _build_role(client: docker.DockerClient, role: str, *, root: Path, namespace: str,
-                args: Mapping[str, str], logs: Path, log: Log, steps: list[Step],
+def _toxiproxy_context(fileobj: IO[bytes]) -> None:
+    with tarfile.open(fileobj=fileobj, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        data = (DOCKERFILES / "toxiproxy.Dockerfile").read_bytes()
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def _build_role(client: docker.DockerClient, role: str, context: Callable[[IO[bytes]], None], *,
+                namespace: str, args: Mapping[str, str], logs: Path, log: Log, steps: list[Step],
                 replaced: list[str]) -> str:
-    """Build ``<namespace>/<role>:latest`` from ``services/`` (Dockerfile or <role>.Dockerfile);
-    the ids of images it replaced are appended to ``replaced``."""
+    """Build ``<namespace>/<role>:latest`` from the context ``context`` writes (a tar); the ids
+    of images it replaced are appended to ``replaced``."""
     t0 = time.monotonic()
     tag = f"{namespace}/{role}:latest"
-    dockerfile = "services/Dockerfile" if role == "clipstream" else f"services/{role}.Dockerfile"
     olds = {name: _image_id(client, name) for name in (tag, f"{namespace}/{role}:build")}
-    built = docker_build(client, path=root, dockerfile=dockerfile, tag=tag, buildargs=args,
-                         log=log, log_file=logs / f"build-{role}.log")
-    if role == "clipstream" and built.stages:
+    with tempfile.TemporaryFile() as ctx:
+        context(ctx)
+        ctx.seek(0)
+        built = docker_build(client, fileobj=ctx, tag=tag, buildargs=args, log=log,
+                             log_file=logs / f"build-{role}.log")
+    if role == "app" and built.stages:
         # The build stage is tagged too (``:build``): it holds the dependency layers (the cache
         # of the next build), and a tag lets the stage a rebuild replaced be removed.
         client.images.get(built.stages[-1]).tag(f"{namespace}/{role}", "build")
     replaced.extend(old for name, old in olds.items() if old and old != _image_id(client, name))
     got = client.images.get(built.image_id).labels or {}
     if got.get("drills.namespace") != namespace or got.get("drills.image") != role:
-        raise StackError(f"{dockerfile} must label the image drills.namespace={namespace} and "
-                         f"drills.image={role} (found {got})")  # fmt: skip
+        raise StackError(f"{role}.Dockerfile must label the image drills.namespace={namespace} "
+                         f"and drills.image={role} (found {got})")  # fmt: skip
     steps.append(Step(role, round(time.monotonic() - t0, 2), "cached" if built.cached else "built"))
     return tag
 
 
-def build_images(project_root: Path | None = None, *, base_image: str | None = None,
-                 offline: bool = False, namespace: str = "drills", cache_dir: Path | None = None,
-                 debian: DebianBase | None = None, log: Log = print) -> BuildReport:
-    """Build every image ``docker-compose.yml`` runs, pulling nothing unless it can (see module).
+def build_images(*, base_image: str | None = None, offline: bool = False,
+                 namespace: str = "drills", cache_dir: Path | None = None,
+                 debian: DebianBase | None = None, source: AppSource | None = None,
+                 log: Log = print) -> BuildReport:
+    """Build every image a Compose stack of ours runs, pulling nothing unless it can (see module).
 
     ``offline`` never pulls (the Debian path, and our Toxiproxy); ``namespace`` prefixes every
-    tag (tests use their own); ``debian`` overrides suite/mirror/packages of the Debian base.
+    tag (tests use their own); ``debian`` overrides suite/mirror/packages of the Debian base;
+    ``source`` is what the app image holds (default: the installed ``drills`` distribution).
     Raises `SpecError` for a namespace Docker would refuse, `StackError` for everything else.
     """
     if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", namespace):
         raise SpecError(f"image namespace {namespace!r}: lowercase letters, digits, . _ - only")
     started = time.monotonic()
-    root = Path(project_root) if project_root else default_project_root()
+    app_source = source or AppSource.installed()
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     logs = cache / "logs"
     steps: list[Step] = []
@@ -347,19 +356,18 @@ def build_images(project_root: Path | None = None, *, base_image: str | None = N
         step("base", t0, f"{base} ({base_source})")
         t0 = time.monotonic()
         target = probe_python(client, base, cache_dir=cache)
-        reqs, build_reqs = image_requirements(root, exclude=HARNESS_ONLY)
-        house = fetch_wheelhouse(reqs, build_reqs, target, cache_dir=cache, log=log)
+        house = fetch_wheelhouse(app_source.requirements, target, cache_dir=cache, log=log)
         wheels = f"{namespace}/wheelhouse:{house.name[:12]}"
-        outcome = build_wheels_image(client, house, tag=wheels, project_root=root,
-                                     labels=_labels(namespace, "wheelhouse"), log=log,
+        outcome = build_wheels_image(client, house, tag=wheels, log=log,
+                                     labels=_labels(namespace, "wheelhouse"),
                                      log_file=logs / "build-wheelhouse.log")
         step("wheelhouse", t0, outcome)
         app_args = {"BASE_IMAGE": base, "WHEELS_IMAGE": wheels, "DRILLS_NAMESPACE": namespace}
         replaced: list[str] = []
-        app = _build_role(client, "clipstream", root=root, namespace=namespace, logs=logs, log=log,
-                          args=app_args, steps=steps, replaced=replaced)
-        ours = _build_role(client, "toxiproxy", root=root, namespace=namespace, logs=logs, log=log,
-                           args={"APP_IMAGE": app}, steps=steps, replaced=replaced)
+        app = _build_role(client, "app", lambda f: write_context(app_source, f), args=app_args,
+                          namespace=namespace, logs=logs, log=log, steps=steps, replaced=replaced)
+        ours = _build_role(client, "toxiproxy", _toxiproxy_context, args={"APP_IMAGE": app},
+                           namespace=namespace, logs=logs, log=log, steps=steps, replaced=replaced)
         for old in reversed(replaced):  # children first: an image with children cannot go
             _drop_if_dangling(client, old)
         toxiproxy = choose_toxiproxy_image(client, namespace=namespace, pull=not offline)
@@ -372,9 +380,9 @@ def build_images(project_root: Path | None = None, *, base_image: str | None = N
 def remove_images(client: docker.DockerClient, namespace: str) -> int:
     """Remove every image built under ``namespace`` (and its dangling build stages); how many."""
     with contextlib.suppress(docker.errors.ImageNotFound):  # unlabelled if the base is not ours
-        client.images.remove(f"{namespace}/clipstream:build", force=True)
+        client.images.remove(f"{namespace}/app:build", force=True)
     flt = {"label": f"drills.namespace={namespace}"}
-    order = {"toxiproxy": 0, "clipstream": 1, "wheelhouse": 2, "base": 3}
+    order = {"toxiproxy": 0, "app": 1, "wheelhouse": 2, "base": 3}
     images = sorted(client.images.list(filters=flt),
                     key=lambda i: order.get(i.labels.get("drills.image", ""), 9))
     for image in images:

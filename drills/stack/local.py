@@ -1,7 +1,9 @@
-"""The ``local`` provider: every ClipStream node a child process in its own process group, every
-link a proxy on a Toxiproxy server (ours, started here, unless ``TOXIPROXY_URL`` names one).
+"""The ``local`` provider: every node a child process in its own process group, every link a
+proxy on a Toxiproxy server (ours, started here, unless ``TOXIPROXY_URL`` names one).
 
-Zones are ClipStream's (`drills.stack.clipstream.TOPOLOGY`). ``kill`` is SIGKILL to the node's
+What runs is the target's `drills.targets.base.LocalPlan`: each node's command with its
+placeholders filled in (`render`: ``{port}``, ``{addr:NODE}``, ``{link:NAME}``, ``{data_dir}``,
+``{work_dir}``), each link a proxy to its upstream node. ``kill`` is SIGKILL to the node's
 process group (what a power cut does to a process: no goodbye, un-fsync'd data gone); ``start``
 runs the same command again with the same data directory. The stack writes ``stack.json`` into
 its work directory (pids and full launch specs) so that ``drill rollback`` and ``drill stack
@@ -13,16 +15,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import re
 import signal
+import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from drills.errors import ProxyError, StackError
-from drills.stack import clipstream
 from drills.stack.base import NodeState, Topology
 from drills.stack.process import (
     LABEL_ENV,
@@ -36,6 +38,7 @@ from drills.stack.process import (
     wait_dead,
     wait_http,
 )
+from drills.targets.base import LocalPlan
 from drills.toxiproxy.client import Link, ToxiproxyClient, free_port
 from drills.toxiproxy.embedded import reserved_ports
 from drills.toxiproxy.lease import LeaseKeeper
@@ -46,36 +49,61 @@ LEASE_TTL_S = 5.0
 TOXIPROXY = "toxiproxy"
 
 
-def clipstream_command() -> list[str]:
-    """How to run the ``clipstream`` console script of the Python running the harness."""
-    beside = Path(sys.executable).parent / "clipstream"
-    found = str(beside) if beside.exists() else shutil.which("clipstream")
-    if not found:
-        raise StackError("the 'clipstream' command is not installed (pip install -e .)")
-    return [found]
+_PLACEHOLDER = re.compile(r"\{(port|data_dir|work_dir|python|addr:[^{}]+|link:[^{}]+)\}")
+
+
+def render(text: str, *, node: str, direct: Mapping[str, str], via: Mapping[str, str],
+           data_dir: str, work_dir: str) -> str:
+    """``text`` with its placeholders filled in for ``node`` (see `drills.targets.base.LocalNode`);
+    `StackError` for a node or link that does not exist (the drill file's validation refuses
+    those first)."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "port":
+            return direct[node].rsplit(":", 1)[1]
+        if key == "data_dir":
+            return data_dir
+        if key == "work_dir":
+            return work_dir
+        if key == "python":
+            return sys.executable
+        kind, _, name = key.partition(":")
+        table = direct if kind == "addr" else via
+        if name not in table:
+            what = "node" if kind == "addr" else "link"
+            raise StackError(f"node {node}: {{{key}}} names no {what} (known: {', '.join(table)})")
+        return table[name]
+
+    return _PLACEHOLDER.sub(fill, text)
 
 
 class LocalStack:
-    """ClipStream as local processes. Use as a context manager: ``with LocalStack(...) as s:``.
+    """A target's local processes. Use as a context manager: ``with LocalStack(...) as s:``.
 
-    ``config`` is the drill's ``stack.config`` (knobs). ``work_dir`` receives data directories,
-    node logs and ``stack.json``. With ``keep=True`` the processes outlive the context (``drill
-    run --keep``, ``drill stack up``); `LocalStack.attach` finds them again.
+    ``plan`` is what to run (`drills.targets.base.LocalPlan`) and ``topology`` its zones and
+    links; ``ready`` (optional) waits for the system as a whole once every node's own probe
+    passed. ``work_dir`` receives data directories, node logs and ``stack.json``. With
+    ``keep=True`` the processes outlive the context (``drill run --keep``, ``drill stack up``);
+    `LocalStack.attach` finds them again (it needs neither plan nor target).
     """
 
     provider = "local"
-    topology: Topology = clipstream.TOPOLOGY
 
     def __init__(
         self,
         *,
         work_dir: Path,
-        config: Mapping[str, object] | None = None,
+        plan: LocalPlan | None = None,
+        topology: Topology | None = None,
+        ready: Callable[[LocalStack, float], None] | None = None,
         toxiproxy_url: str | None = None,
         keep: bool = False,
     ) -> None:
         self.work_dir = Path(work_dir).resolve()
-        self.config = dict(config or {})
+        self.plan = plan
+        self.topology = topology or Topology(zones={}, links=())
+        self._ready = ready
         self.keep = keep
         self._toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
         self._specs: dict[str, ProcessSpec] = {}
@@ -105,35 +133,44 @@ class LocalStack:
 
     def up(self, timeout: float = 30.0) -> None:
         """Start the proxy server, create every link, start every node, wait until healthy."""
+        if self.plan is None:
+            raise StackError("a stack found again with attach cannot be started anew")
+        plan = self.plan
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._start_toxiproxy()
         assert self._tp is not None
         via = {}
-        with reserved_ports(len(self.topology.nodes)) as ports:  # no proxy may get one
-            self._direct = {n: f"127.0.0.1:{p}" for n, p in zip(self.topology.nodes, ports,
-                                                                strict=True)}
-            for name in self.topology.links:
-                upstream = self._direct[clipstream.link_upstream(name)]
-                link = self._tp.create_link(name, upstream=upstream, listen="127.0.0.1:0")
-                self._links[name] = link
-                via[name] = link.listen
+        names = [n.name for n in plan.nodes]
+        with reserved_ports(len(names)) as ports:  # no proxy may get one
+            self._direct = {n: f"127.0.0.1:{p}" for n, p in zip(names, ports, strict=True)}
+            for decl in plan.links:
+                if decl.upstream not in self._direct:
+                    raise StackError(f"link {decl.name}: upstream {decl.upstream!r} is no node")
+                link = self._tp.create_link(decl.name, upstream=self._direct[decl.upstream],
+                                            listen=decl.listen or "127.0.0.1:0")
+                self._links[decl.name] = link
+                via[decl.name] = link.listen
         self._lease = self._hold_lease()
-        wiring = clipstream.Wiring(direct=self._direct, via=via)
-        env = {**clipstream.knob_env(self.config), LABEL_ENV: str(self.work_dir)}
-        for node in self.topology.nodes:
-            data = self.work_dir / "data" / node
+        for node in plan.nodes:
+            data = self.work_dir / "data" / node.name
             data.mkdir(parents=True, exist_ok=True)
-            argv = clipstream_command() + clipstream.node_args(
-                node, wiring, data_dir=str(data), bind_host="127.0.0.1"
-            )
-            self._specs[node] = ProcessSpec(
-                name=node, argv=tuple(argv), env=env,
-                log=str(self.work_dir / "logs" / f"{node}.log"),
-                health_url=f"http://{self._direct[node]}/healthz",
+
+            def fill(text: str, node: str = node.name, data: Path = data) -> str:
+                return render(text, node=node, direct=self._direct, via=via,
+                              data_dir=str(data), work_dir=str(self.work_dir))
+
+            env = {**plan.env, **{k: fill(v) for k, v in node.env.items()},
+                   LABEL_ENV: str(self.work_dir)}
+            probe = (f"http://{self._direct[node.name]}{node.ready.http}" if node.ready.http
+                     else f"tcp://{self._direct[node.name]}" if node.ready.tcp else None)
+            self._specs[node.name] = ProcessSpec(
+                name=node.name, argv=tuple(fill(a) for a in node.command), env=env,
+                log=str(self.work_dir / "logs" / f"{node.name}.log"), health_url=probe,
+                cwd=str(plan.cwd) if plan.cwd else None,
             )
         self._save()  # every spec on disk before any node starts
-        for node in self.topology.nodes:
-            self._pids[node] = spawn(self._specs[node]).pid
+        for name in names:
+            self._pids[name] = spawn(self._specs[name]).pid
             self._save()
         self.wait_healthy(timeout)
 
@@ -206,6 +243,7 @@ class LocalStack:
         state = {
             "provider": self.provider,
             "owner_pid": self._owner,
+            "zones": {z: list(ns) for z, ns in self.topology.zones.items()},
             "keep": self.keep,
             "toxiproxy_url": self._toxiproxy_url,
             "external_toxiproxy": self._external,
@@ -232,6 +270,9 @@ class LocalStack:
         stack._specs = {n: ProcessSpec.from_dict(s) for n, s in state["specs"].items()}
         stack._pids = {n: int(p) for n, p in state["pids"].items()}
         stack._direct = dict(state["direct"])
+        stack.topology = Topology(
+            zones={z: tuple(ns) for z, ns in (state.get("zones") or {}).items()},
+            links=tuple(state.get("links") or ()))
         stack._owner = int(state.get("owner_pid") or 0)
         stack._external = bool(state.get("external_toxiproxy"))
         try:
@@ -246,13 +287,12 @@ class LocalStack:
         return stack
 
     # -- the Stack protocol --------------------------------------------------------------------
-    @property
-    def api_url(self) -> str:
-        return f"http://{self._direct['api']}"
-
-    @property
-    def store_urls(self) -> Mapping[str, str]:
-        return {n: f"http://{self._direct[n]}" for n in clipstream.STORES}
+    def address(self, endpoint: str) -> str:
+        """``127.0.0.1:<port>`` of a node (``node`` or ``node:<anything>``: one port each)."""
+        node = endpoint.split(":", 1)[0]
+        if node not in self._direct:
+            raise StackError(f"unknown node {node!r}; nodes: {', '.join(self._direct)}")
+        return self._direct[node]
 
     @property
     def toxiproxy_url(self) -> str | None:
@@ -313,7 +353,12 @@ class LocalStack:
 
     def _wait_node(self, node: str, timeout: float) -> None:
         spec = self._specs[node]
-        assert spec.health_url is not None
+        if spec.health_url is None:
+            return
+        if spec.health_url.startswith("tcp://"):
+            wait_tcp(spec.health_url.removeprefix("tcp://"), timeout=timeout,
+                     alive=lambda: self.status(node) != "stopped", logs=lambda: self.logs(node))
+            return
         wait_http(
             spec.health_url, timeout=timeout,
             alive=lambda: self.status(node) != "stopped",
@@ -321,12 +366,28 @@ class LocalStack:
         )
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Every node answers its health check, and the api knows a primary."""
+        """Every node passes its own probe, then the target's readiness (if given)."""
         deadline = time.monotonic() + timeout
-        for node in self.topology.nodes:
-            self._wait_node(node, timeout=max(1.0, deadline - time.monotonic()))
-        wait_http(
-            f"{self.api_url}/healthz", timeout=max(1.0, deadline - time.monotonic()),
-            ok=lambda r: r.status_code == 200 and bool(r.json().get("primary")),
-            logs=lambda: self.logs("api"),
-        )
+        for node in self._specs:
+            if node != TOXIPROXY:
+                self._wait_node(node, timeout=max(1.0, deadline - time.monotonic()))
+        if self._ready is not None:
+            self._ready(self, max(1.0, deadline - time.monotonic()))
+
+
+def wait_tcp(addr: str, *, timeout: float, alive: Callable[[], bool],
+             logs: Callable[[], str]) -> None:
+    """Until ``addr`` (host:port) accepts a TCP connection; `StackError` with the node's log
+    tail when it died or ``timeout`` passed."""
+    host, _, port = addr.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return
+        except OSError as exc:
+            if not alive():
+                raise StackError(f"{addr}: the process died before it listened\n{logs()}") from exc
+            if time.monotonic() >= deadline:
+                raise StackError(f"{addr}: not listening after {timeout:.0f} s\n{logs()}") from exc
+        time.sleep(0.1)

@@ -13,7 +13,6 @@ from typing import Literal
 
 from drills.errors import StackError
 from drills.stack.base import NodeState, Topology
-from drills.stack.clipstream import TOPOLOGY
 
 
 class MemoryLink:
@@ -61,12 +60,12 @@ class MemoryLink:
 
 
 class MemoryStack:
-    """ClipStream's topology with no processes behind it. ``broken`` makes a verb raise."""
+    """A target's topology with no processes behind it. ``broken`` makes a verb raise."""
 
     provider = "memory"
-    topology: Topology = TOPOLOGY
 
-    def __init__(self, broken: Sequence[str] = ()) -> None:
+    def __init__(self, topology: Topology, broken: Sequence[str] = ()) -> None:
+        self.topology = topology
         self.keep = False
         self.state: dict[str, NodeState] = dict.fromkeys(self.topology.nodes, "running")
         self.links = {n: MemoryLink(n) for n in self.topology.links}
@@ -85,13 +84,8 @@ class MemoryStack:
         if verb in self.broken:
             raise StackError(f"{verb} is broken in this test")
 
-    @property
-    def api_url(self) -> str:
-        return "http://127.0.0.1:9"
-
-    @property
-    def store_urls(self) -> Mapping[str, str]:
-        return {}
+    def address(self, endpoint: str) -> str:
+        return "127.0.0.1:9"  # the discard port: nothing answers
 
     def kill(self, nodes: Sequence[str]) -> Mapping[str, float]:
         self._verb("kill")

@@ -10,26 +10,31 @@ from pathlib import Path
 from drills.errors import SpecError, StackError
 from drills.ledger import Ledger
 from drills.spec import DrillSpec
-from drills.stack import clipstream
 from drills.stack.base import Stack, Topology
 from drills.stack.local import STATE_FILE, LocalStack
 from drills.stack.process import alive, labelled
+from drills.targets import for_spec
+from drills.targets.base import Target
 
 PROVIDERS = ("local", "docker")
 
 
 @contextlib.contextmanager
-def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) -> Iterator[Stack]:
-    """Start the drill's stack with ``provider`` and tear it down on exit (unless ``keep``)."""
+def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool,
+               target: Target | None = None) -> Iterator[Stack]:
+    """Start the drill's target with ``provider`` and tear it down on exit (unless ``keep``)."""
+    target = target or for_spec(spec, provider)
+    config = dict(spec.stack.config)
     if provider == "local":
-        config = spec.stack.config.model_dump(exclude_none=True)
-        with LocalStack(work_dir=work_dir, config=config, keep=keep) as stack:
+        with LocalStack(work_dir=work_dir, plan=target.local_plan(config),
+                        topology=target.topology, ready=target.ready, keep=keep) as stack:
             yield stack
     elif provider == "docker":
         from drills.stack.docker import DockerStack  # the Docker SDK only when asked for
 
-        with DockerStack.for_spec(spec, work_dir=work_dir, keep=keep) as stack:
-            yield stack
+        with DockerStack(work_dir=work_dir, plan=target.compose_plan(config),
+                         topology=target.topology, ready=target.ready, keep=keep) as docker:
+            yield docker
     else:
         raise SpecError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}",
                         field="stack.provider")
@@ -37,8 +42,8 @@ def open_stack(spec: DrillSpec, *, provider: str, work_dir: Path, keep: bool) ->
 
 def topology_for(spec: DrillSpec, provider: str) -> Topology:
     """The topology a drill's stack will have, known before starting it (so that a bad target
-    is refused before any process or container starts). Both providers run ClipStream."""
-    return clipstream.TOPOLOGY
+    is refused before any process or container starts): the target's."""
+    return for_spec(spec, provider).topology
 
 
 def attach(work_dir: Path) -> Stack:

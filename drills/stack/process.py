@@ -35,11 +35,12 @@ class ProcessSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     log: str
-    health_url: str | None = None
+    health_url: str | None = None  # http://... (2xx), tcp://host:port (accepts), None
+    cwd: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "argv": list(self.argv), "env": dict(self.env),
-                "log": self.log, "health_url": self.health_url}
+                "log": self.log, "health_url": self.health_url, "cwd": self.cwd}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> ProcessSpec:
@@ -49,6 +50,7 @@ class ProcessSpec:
             env=dict(d["env"]),  # type: ignore[call-overload]
             log=str(d["log"]),
             health_url=d.get("health_url"),  # type: ignore[arg-type]
+            cwd=d.get("cwd"),  # type: ignore[arg-type]
         )
 
 
@@ -101,9 +103,10 @@ def spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=spec.cwd,
             )
         except OSError as exc:
-            raise StackError(f"cannot start {spec.name}: {exc}") from exc
+            raise StackError(f"cannot start {spec.name} ({' '.join(spec.argv)}): {exc}") from exc
 
 
 def proc_state(pid: int) -> str:

@@ -7,8 +7,8 @@ network the name of a container that was just killed can take ten seconds to fai
 resolver forwards the unknown name and waits), and clients that keep dialling such a proxy fill
 every one of those threads with that one name. Dials to every *other* upstream then wait in the
 queue behind it, so a power-down of one zone stalled every link of the stack (seen on docker as
-every ClipStream operation timing out until the dead zone came back). Toxiproxy (Go) resolves on
-a goroutine per dial and has no such queue.
+every operation of the demonstration target timing out until the dead zone came back).
+Toxiproxy (Go) resolves on a goroutine per dial and has no such queue.
 
 `Resolver` keeps that property: each lookup runs on a daemon thread of its own (a lookup that
 hangs holds nothing anyone else needs, and never delays the server's exit), and the dials of one

@@ -80,6 +80,8 @@ def _api_knobs(p: argparse.ArgumentParser) -> None:
              help="how long a write is retried across a failover")
     add_knob(p, "--request-timeout-ms", type=positive_int, default=800,
              help="timeout of each call to a store or the coordinator")
+    add_knob(p, "--api-workers", type=positive_int, default=1,
+             help="api worker processes sharing the port, in the api's process group")
     _bugs_knob(p)
 
 
@@ -145,7 +147,8 @@ def api_config(a: argparse.Namespace) -> ApiConfig:
     return ApiConfig(host=a.host, port=a.port, coordinator_url=a.coordinator_url,
                      stores=parse_store_list(a.store), max_upload_bytes=a.max_upload_bytes,
                      write_retry_s=a.write_retry_s, request_timeout_ms=a.request_timeout_ms,
-                     refresh_interval_ms=a.refresh_interval_ms, bugs=a.bugs or frozenset())
+                     refresh_interval_ms=a.refresh_interval_ms, workers=a.api_workers,
+                     bugs=a.bugs or frozenset())
 
 
 def _run_store(a: argparse.Namespace) -> None:
@@ -169,9 +172,16 @@ def _run_coordinator(a: argparse.Namespace) -> None:
 def _run_api(a: argparse.Namespace) -> None:
     from clipstream.api_app import create_api_app
     from clipstream.web import serve
+    from clipstream.workers import serve_workers
 
     cfg = api_config(a)
-    serve(create_api_app(cfg), host=cfg.host, port=cfg.port)
+    if cfg.workers == 1:
+        serve(create_api_app(cfg), host=cfg.host, port=cfg.port)
+        return
+    status = serve_workers(lambda: create_api_app(cfg), host=cfg.host, port=cfg.port,
+                           workers=cfg.workers)
+    if status:
+        raise SystemExit(status)
 
 
 def _run_dev(a: argparse.Namespace) -> None:
@@ -182,7 +192,8 @@ def _run_dev(a: argparse.Namespace) -> None:
                   replication_timeout_ms=a.replication_timeout_ms, detection_ms=a.detection_ms,
                   check_interval_ms=a.check_interval_ms, check_timeout_ms=a.check_timeout_ms,
                   write_retry_s=a.write_retry_s, request_timeout_ms=a.request_timeout_ms,
-                  max_upload_bytes=a.max_upload_bytes, bugs=",".join(sorted(a.bugs or ())))
+                  max_upload_bytes=a.max_upload_bytes, bugs=",".join(sorted(a.bugs or ())),
+                  api_workers=a.api_workers)
     base = a.data_dir or Path(tempfile.mkdtemp(prefix="clipstream-dev-"))
     stop = {"now": False}
 

@@ -98,6 +98,7 @@ class ApiConfig:
     write_retry_s: float = 4.0
     request_timeout_ms: int = 800
     refresh_interval_ms: int = 1000
+    workers: int = 1  # worker processes sharing the port (clipstream.workers)
     bugs: frozenset[str] = frozenset()  # planted DR bugs (clipstream.bugs); none by default
 
 

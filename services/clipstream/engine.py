@@ -90,8 +90,11 @@ class StoreEngine:
         Appends do not `bump`: waiters for durability or acknowledgement only wake on progress.
         """
         ev = self._grew if growth else self._tick
+        if ev.is_set():
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), max(timeout, 0.0))
+            async with asyncio.timeout(max(timeout, 0.0)):  # no task per wait, as wait_for has
+                await ev.wait()
 
     def _signal_growth(self) -> None:
         self._grew.set()

@@ -6,7 +6,9 @@
     ├── ConfigError     a flag or environment knob is invalid                 (CLI exit 2)
     ├── CorruptRecord   a log frame or record payload cannot be decoded
     ├── Refused         a request is refused with a 4xx (status, code, field kept)
-    └── Unavailable     the request could not be served now (503): retry may succeed
+    ├── Unavailable     the request could not be served now (503): retry may succeed
+    └── Unreachable     a call to another node got no complete answer (refused, reset,
+                        timed out, malformed): `clipstream.client`
 """
 
 from __future__ import annotations
@@ -41,3 +43,7 @@ class Refused(ClipStreamError):
 
 class Unavailable(ClipStreamError):
     """The request cannot be served now (no primary, replica silent, deposed): HTTP 503."""
+
+
+class Unreachable(ClipStreamError):
+    """A call to another node got no complete answer: refused, reset, timed out, malformed."""

@@ -4,7 +4,8 @@
 first), ``store-west`` and ``api`` as child processes (each in its own process group, its log in
 ``<base>/logs/<node>.log``) and waits until each answers ``/healthz``; leaving stops them all
 (SIGTERM, then SIGKILL). `NodeProcess` offers the node verbs tests need: `kill` (SIGKILL, no
-goodbye), `start`, `terminate`, `pause`/`resume`.
+goodbye), `start`, `terminate`, `pause`/`resume`; each acts on the node's whole process group
+(the api's workers with it, see ``--api-workers``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +51,7 @@ class Knobs:
     request_timeout_ms: int = 800
     max_upload_bytes: int = 8 << 20
     bugs: str = ""  # planted DR bugs, comma separated (clipstream.bugs); empty = none
+    api_workers: int | None = None  # api worker processes; None = the api's default (its env)
 
 
 @dataclass(slots=True)
@@ -60,6 +63,7 @@ class NodeProcess:
     url: str
     argv: list[str]
     log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)  # added to this process's environment
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -71,7 +75,7 @@ class NodeProcess:
         if self.alive:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "clipstream", self.role, *self.argv],
@@ -135,11 +139,16 @@ class NodeProcess:
 
 
 class LocalCluster:
-    """All four ClipStream nodes on 127.0.0.1, wired directly (a context manager)."""
+    """All four ClipStream nodes on 127.0.0.1, wired directly (a context manager).
+
+    ``env`` is added to every node's environment (a benchmark points ``PYTHONPATH`` at another
+    checkout of ClipStream with it).
+    """
 
     def __init__(self, base_dir: Path, *, knobs: Knobs | None = None, api_port: int = 0,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", env: Mapping[str, str] | None = None):
         self.base_dir = base_dir
+        self.env = dict(env or {})
         self.knobs = knobs or Knobs()
         k = self.knobs
         ports = {n: free_port(host) for n in ("coordinator", *STORES)}
@@ -165,10 +174,12 @@ class LocalCluster:
             *common, "--port", str(ports["api"]), "--coordinator-url", urls["coordinator"],
             *stores, "--max-upload-bytes", str(k.max_upload_bytes),
             "--write-retry-s", str(k.write_retry_s),
-            "--request-timeout-ms", str(k.request_timeout_ms)])
+            "--request-timeout-ms", str(k.request_timeout_ms),
+            *([] if k.api_workers is None else ["--api-workers", str(k.api_workers)])])
 
     def _node(self, name: str, role: str, url: str, argv: list[str]) -> NodeProcess:
-        return NodeProcess(name, role, url, argv, self.base_dir / "logs" / f"{name}.log")
+        return NodeProcess(name, role, url, argv, self.base_dir / "logs" / f"{name}.log",
+                           env=self.env)
 
     @property
     def api_url(self) -> str:

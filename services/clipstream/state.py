@@ -104,23 +104,30 @@ class Index:
 
     def feed(self, *, limit: int, cursor: int | None) -> FeedPage:
         """Newest first; ``cursor`` is the log index of the last item of the previous page."""
+        ids, nxt = self.feed_ids(limit=limit, cursor=cursor)
+        return FeedPage(tuple(self._item(i) for i in ids), nxt)
+
+    def feed_ids(self, *, limit: int, cursor: int | None) -> tuple[list[str], str | None]:
+        """The ids of `feed`'s page, newest first, and its ``next`` cursor."""
         end = len(self._order) if cursor is None else bisect.bisect_left(self._order, cursor)
         start = max(0, end - limit)
-        ids = self._order_ids[start:end]
-        items = tuple(self._item(i) for i in reversed(ids))
-        nxt = str(self._order[start]) if start > 0 and items else None
-        return FeedPage(items, nxt)
+        ids = self._order_ids[start:end][::-1]
+        return ids, (str(self._order[start]) if start > 0 and ids else None)
 
     def search(self, query: str, *, limit: int) -> tuple[FeedItem, ...]:
         """Videos whose title contains ``query`` (case-insensitive), newest first."""
+        return tuple(self._item(i) for i in self.search_ids(query, limit=limit))
+
+    def search_ids(self, query: str, *, limit: int) -> list[str]:
+        """The ids of `search`'s answer, newest first."""
         needle = query.casefold()
-        found: list[FeedItem] = []
+        found: list[str] = []
         for vid in reversed(self._order_ids):
             if needle in self.videos[vid].title.casefold():
-                found.append(self._item(vid))
+                found.append(vid)
                 if len(found) >= limit:
                     break
-        return tuple(found)
+        return found
 
     def ids(self) -> list[str]:
         """Every video id, oldest first."""

@@ -16,6 +16,10 @@ Routes (JSON unless said):
 
 The lifespan opens the log (recovering a torn tail), starts the flusher and the replica loop, and
 on SIGTERM stops them and flushes the write-back buffer: a clean exit loses nothing.
+
+The hot routes (``healthz``, a video, its stats, ``feed``, ``search``, ``incr``, ``repl/pull``)
+are answered by `clipstream.fastpath` when their parameters are plainly valid, with the same
+answers as their FastAPI routes; feed and search pages are rendered by `clipstream.render`.
 """
 
 from __future__ import annotations
@@ -35,15 +39,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope
 
 from clipstream.blobs import BlobStore
 from clipstream.bugs import warn_active
 from clipstream.config import ID_PATTERN, StoreConfig
 from clipstream.engine import Assignment, StoreEngine
 from clipstream.errors import CorruptRecord, Refused
+from clipstream.fastpath import Args, FastPath, FastRoute, Reply, digits_in, length_in
 from clipstream.log import Log
+from clipstream.render import ItemsJson
 from clipstream.replica import answer_to_wire, run_replica
-from clipstream.web import HDR_EPOCH, HDR_ROLE, HDR_STORE, install_error_handlers
+from clipstream.state import Video
+from clipstream.web import HDR_EPOCH, HDR_ROLE, HDR_STORE, install_error_handlers, json_bytes
 
 LOG = logging.getLogger("clipstream.store")
 VideoId = Annotated[str, Query(pattern=ID_PATTERN)]
@@ -103,6 +111,22 @@ def _json(engine: StoreEngine, body: object, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=_headers(engine))
 
 
+def _reply(engine: StoreEngine, body: object, status: int = 200) -> Reply:
+    """``body`` as JSON with the store's headers: the bytes `_json` would send."""
+    return Reply(status, json_bytes(body), _headers(engine))
+
+
+def _engine_of(scope: Scope) -> StoreEngine:
+    engine: StoreEngine = scope["app"].state.engine  # set at startup; starlette's state is Any
+    return engine
+
+
+def _video(v: Video) -> dict[str, object]:
+    """``asdict(v)`` at a fifth of its cost."""
+    return {"id": v.id, "title": v.title, "size": v.size, "sha256": v.sha256,
+            "created_at": v.created_at}
+
+
 def _fail_stop(task: asyncio.Task[None]) -> None:
     """A storage task that dies leaves durability unknowable: stop the process at once."""
     if not task.cancelled() and task.exception() is not None:
@@ -110,8 +134,12 @@ def _fail_stop(task: asyncio.Task[None]) -> None:
         os._exit(70)
 
 
-def create_store_app(cfg: StoreConfig) -> FastAPI:
-    """Build the store app for ``cfg``; resources live in its lifespan."""
+def create_store_app(cfg: StoreConfig, *, fast_path: bool = True) -> FastAPI:
+    """Build the store app for ``cfg``; resources live in its lifespan.
+
+    The hot routes are answered by `clipstream.fastpath` unless ``fast_path`` is False (tests
+    compare both).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,18 +170,113 @@ def create_store_app(cfg: StoreConfig) -> FastAPI:
 
     app = FastAPI(title="ClipStream store", lifespan=lifespan)
     install_error_handlers(app)
+    items = ItemsJson()
+    if fast_path:
+        app.add_middleware(FastPath, routes=_fast_routes(items))
     _add_admin_routes(app)
     _add_replication_routes(app)
     _add_write_routes(app)
-    _add_read_routes(app)
+    _add_read_routes(app, items)
     return app
+
+
+# -------------------------------------------------------------------- what hot routes do
+# Shared by the FastAPI routes (the reference, with validation) and the fast path.
+
+def _healthz(e: StoreEngine) -> Reply:
+    return _reply(e, {"name": e.cfg.name, "role": e.role, "epoch": e.epoch})
+
+
+def _video_or_404(e: StoreEngine, video_id: str) -> dict[str, object]:
+    v = e.index.videos.get(video_id)
+    if v is None:
+        raise Refused(f"no video {video_id}", status=404, code="not_found", field="id")
+    return {**_video(v), "views": e.index.views[video_id], "likes": e.index.likes[video_id]}
+
+
+def _stats(e: StoreEngine, video_id: str) -> Reply:
+    s = e.index.stats(video_id)
+    if s is None:
+        raise Refused(f"no video {video_id}", status=404, code="not_found", field="id")
+    return _reply(e, {"id": s.id, "views": s.views, "likes": s.likes})
+
+
+def _feed(e: StoreEngine, items: ItemsJson, limit: int, cursor: int | None) -> Reply:
+    return Reply(200, items.feed(e.index, limit=limit, cursor=cursor), _headers(e))
+
+
+def _search(e: StoreEngine, items: ItemsJson, q: str, limit: int) -> Reply:
+    return Reply(200, items.search(e.index, q, limit=limit), _headers(e))
+
+
+async def _incr(e: StoreEngine, video_id: str, field: Literal["views", "likes"], op: str,
+                epoch: int) -> Reply:
+    s = await e.increment(video_id=video_id, field=field, op=op, epoch=epoch)
+    return _reply(e, {"id": s.id, "views": s.views, "likes": s.likes})
+
+
+async def _pull(e: StoreEngine, epoch: int, after: int, after_epoch: int, wait_ms: int) -> Reply:
+    answer = await e.serve_pull(epoch=epoch, after=after, after_epoch=after_epoch,
+                                wait_ms=wait_ms)
+    return _reply(e, answer_to_wire(answer))
+
+
+def _fast_routes(items: ItemsJson) -> list[FastRoute]:
+    """The hot routes (the api's and the replica's calls), for `FastPath`."""
+    epoch = digits_in(1, 10**17)
+    limit = digits_in(1, 100)
+    any_id = length_in(1, 10**4)  # FastAPI takes any path segment; the index says 404
+    field = {"views", "likes"}.__contains__
+
+    async def healthz(scope: Scope, _: Receive, a: Args) -> Reply:
+        return _healthz(_engine_of(scope))
+
+    async def video(scope: Scope, _: Receive, a: Args) -> Reply:
+        e = _engine_of(scope)
+        return _reply(e, _video_or_404(e, a["video_id"]))
+
+    async def stats(scope: Scope, _: Receive, a: Args) -> Reply:
+        return _stats(_engine_of(scope), a["video_id"])
+
+    async def feed(scope: Scope, _: Receive, a: Args) -> Reply:
+        cursor = a.get("cursor")
+        return _feed(_engine_of(scope), items, int(a.get("limit", "20")),
+                     None if cursor is None else int(cursor))
+
+    async def search(scope: Scope, _: Receive, a: Args) -> Reply:
+        return _search(_engine_of(scope), items, a["q"], int(a.get("limit", "20")))
+
+    async def incr(scope: Scope, _: Receive, a: Args) -> Reply:
+        return await _incr(_engine_of(scope), a["video_id"],
+                           "views" if a["field"] == "views" else "likes", a["op"],
+                           int(a["epoch"]))
+
+    async def pull(scope: Scope, _: Receive, a: Args) -> Reply:
+        return await _pull(_engine_of(scope), int(a["epoch"]), int(a["after"]),
+                           int(a["after_epoch"]), int(a.get("wait_ms", "0")))
+
+    return [
+        FastRoute("GET", "/healthz", healthz),
+        FastRoute("GET", "/videos/{video_id}", video, params={"video_id": any_id}),
+        FastRoute("GET", "/videos/{video_id}/stats", stats, params={"video_id": any_id}),
+        FastRoute("GET", "/feed", feed, params={"limit": limit, "cursor": digits_in(1, 10**17)}),
+        FastRoute("GET", "/search", search, params={"q": length_in(1, 200), "limit": limit},
+                  required=frozenset({"q"})),
+        FastRoute("POST", "/videos/{video_id}/incr", incr,
+                  params={"video_id": any_id, "field": field, "op": length_in(1, 128),
+                          "epoch": epoch},
+                  required=frozenset({"field", "op", "epoch"})),
+        FastRoute("GET", "/repl/pull", pull,
+                  params={"epoch": epoch, "after": digits_in(0, 10**17),
+                          "after_epoch": digits_in(0, 10**17), "wait_ms": digits_in(0, 5000)},
+                  required=frozenset({"epoch", "after", "after_epoch"})),
+    ]
 
 
 def _add_admin_routes(app: FastAPI) -> None:
     @app.get("/healthz")
-    async def healthz(request: Request) -> JSONResponse:
-        e = _engine(request)
-        return _json(e, {"name": e.cfg.name, "role": e.role, "epoch": e.epoch})
+    async def healthz(request: Request) -> Response:
+        return _healthz(_engine(request)).to_response()
 
     @app.get("/state")
     async def state(request: Request) -> JSONResponse:
@@ -163,7 +286,7 @@ def _add_admin_routes(app: FastAPI) -> None:
     @app.get("/dump")
     async def dump(request: Request) -> JSONResponse:
         e = _engine(request)
-        videos = [asdict(e.index.videos[i]) for i in e.index.ids()]
+        videos = [_video(e.index.videos[i]) for i in e.index.ids()]
         counters = {i: {"views": e.index.views[i], "likes": e.index.likes[i]}
                     for i in e.index.ids()}
         return _json(e, {"name": e.cfg.name, "role": e.role, "epoch": e.epoch,
@@ -190,11 +313,9 @@ def _add_replication_routes(app: FastAPI) -> None:
     @app.get("/repl/pull")
     async def pull(request: Request, epoch: Epoch, after: Annotated[int, Query(ge=0)],
                    after_epoch: Annotated[int, Query(ge=0)],
-                   wait_ms: Annotated[int, Query(ge=0, le=5000)] = 0) -> JSONResponse:
-        e = _engine(request)
-        answer = await e.serve_pull(epoch=epoch, after=after, after_epoch=after_epoch,
-                                    wait_ms=wait_ms)
-        return _json(e, answer_to_wire(answer))
+                   wait_ms: Annotated[int, Query(ge=0, le=5000)] = 0) -> Response:
+        return (await _pull(_engine(request), epoch, after, after_epoch,
+                            wait_ms)).to_response()
 
     @app.get("/repl/blob/{sha}")
     async def blob_by_sha(request: Request, sha: str) -> Response:
@@ -216,25 +337,17 @@ def _add_write_routes(app: FastAPI) -> None:
         e = _engine(request)
         data = await request.body()
         result = await e.upload(video_id=id, title=title, data=data, epoch=epoch)
-        return _json(e, asdict(result.video), 201 if result.created else 200)
+        return _json(e, _video(result.video), 201 if result.created else 200)
 
     @app.post("/videos/{video_id}/incr")
     async def incr(request: Request, video_id: str,
                    field: Literal["views", "likes"],
                    op: Annotated[str, Query(min_length=1, max_length=128)],
-                   epoch: Epoch) -> JSONResponse:
-        e = _engine(request)
-        stats = await e.increment(video_id=video_id, field=field, op=op, epoch=epoch)
-        return _json(e, asdict(stats))
+                   epoch: Epoch) -> Response:
+        return (await _incr(_engine(request), video_id, field, op, epoch)).to_response()
 
 
-def _add_read_routes(app: FastAPI) -> None:
-    def video_or_404(e: StoreEngine, video_id: str) -> dict[str, object]:
-        v = e.index.videos.get(video_id)
-        if v is None:
-            raise Refused(f"no video {video_id}", status=404, code="not_found", field="id")
-        return {**asdict(v), "views": e.index.views[video_id], "likes": e.index.likes[video_id]}
-
+def _add_read_routes(app: FastAPI, items: ItemsJson) -> None:
     @app.get("/videos")
     async def ids(request: Request) -> JSONResponse:
         e = _engine(request)
@@ -243,33 +356,26 @@ def _add_read_routes(app: FastAPI) -> None:
     @app.get("/videos/{video_id}")
     async def video(request: Request, video_id: str) -> JSONResponse:
         e = _engine(request)
-        return _json(e, video_or_404(e, video_id))
+        return _json(e, _video_or_404(e, video_id))
 
     @app.get("/videos/{video_id}/stats")
-    async def stats(request: Request, video_id: str) -> JSONResponse:
-        e = _engine(request)
-        s = e.index.stats(video_id)
-        if s is None:
-            raise Refused(f"no video {video_id}", status=404, code="not_found", field="id")
-        return _json(e, asdict(s))
+    async def stats(request: Request, video_id: str) -> Response:
+        return _stats(_engine(request), video_id).to_response()
 
     @app.get("/videos/{video_id}/blob")
     async def blob(request: Request, video_id: str) -> Response:
         e = _engine(request)
-        path = e.blobs.path(str(video_or_404(e, video_id)["sha256"]))
+        path = e.blobs.path(str(_video_or_404(e, video_id)["sha256"]))
         if not path.is_file():  # cannot happen (blob before record), but never a 500
             raise Refused(f"blob of {video_id} missing", status=404, code="not_found", field="id")
         return FileResponse(path, headers=_headers(e), media_type="application/octet-stream")
 
     @app.get("/feed")
     async def feed(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                   cursor: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
-        e = _engine(request)
-        page = e.index.feed(limit=limit, cursor=cursor)
-        return _json(e, {"items": [asdict(i) for i in page.items], "next": page.next})
+                   cursor: Annotated[int | None, Query(ge=1)] = None) -> Response:
+        return _feed(_engine(request), items, limit, cursor).to_response()
 
     @app.get("/search")
     async def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JSONResponse:
-        e = _engine(request)
-        return _json(e, {"items": [asdict(i) for i in e.index.search(q, limit=limit)]})
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+        return _search(_engine(request), items, q, limit).to_response()

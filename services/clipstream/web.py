@@ -2,15 +2,17 @@
 
 Every error a node answers is ``{"error": "...", "field": "..."|null}`` (plus ``code`` when the
 caller must act on it); no input reaches a 500. `serve` runs an app until SIGINT/SIGTERM, letting
-the app's lifespan flush and close its resources on the way out.
+the app's lifespan flush and close its resources on the way out (on uvloop and httptools).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from clipstream.errors import Refused, Unavailable
@@ -30,13 +33,28 @@ HDR_ROLE = "X-ClipStream-Role"
 HDR_DEGRADED = "X-ClipStream-Degraded"
 
 
-def error_response(status: int, error: str, field: str | None = None, *,
-                   code: str | None = None) -> JSONResponse:
-    """The one error shape: ``{"error", "field"[, "code"]}``."""
+def _error(error: str, field: str | None, code: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": error, "field": field}
     if code:
         body["code"] = code
-    return JSONResponse(body, status_code=status)
+    return body
+
+
+def error_response(status: int, error: str, field: str | None = None, *,
+                   code: str | None = None) -> JSONResponse:
+    """The one error shape: ``{"error", "field"[, "code"]}``."""
+    return JSONResponse(_error(error, field, code), status_code=status)
+
+
+def error_body(error: str, field: str | None = None, *, code: str | None = None) -> bytes:
+    """The body of `error_response`, as bytes (for `clipstream.fastpath`)."""
+    return json_bytes(_error(error, field, code))
+
+
+def json_bytes(body: object) -> bytes:
+    """``body`` as JSON bytes, exactly as Starlette's `JSONResponse` renders it."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
 
 
 def _field_of(loc: Sequence[object]) -> str:
@@ -125,11 +143,18 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run ``app`` on uvicorn until SIGINT/SIGTERM (graceful: the lifespan's exit runs)."""
+def serve(app: ASGIApp, *, host: str, port: int,
+          sockets: list[socket.socket] | None = None) -> None:
+    """Run ``app`` on uvicorn until SIGINT/SIGTERM (graceful: the lifespan's exit runs).
+
+    uvloop for the event loop and httptools (with `HeaderDeadline`) for HTTP/1.1, named rather
+    than left to uvicorn's "auto"; no access log. With ``sockets`` (bound, not listening; see
+    `clipstream.workers`) uvicorn listens on them once the lifespan has started instead of
+    binding ``host:port`` itself.
+    """
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         timeout_graceful_shutdown=2, lifespan="on", timeout_keep_alive=30,
-        http=HeaderDeadline,
+        loop="uvloop", http=HeaderDeadline,
     )
-    _Server(config).run()
+    _Server(config).run(sockets=sockets)

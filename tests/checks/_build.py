@@ -1,4 +1,10 @@
-"""Builders for hand-made histories, request records and final reads used by the check tests."""
+"""Builders for hand-made histories, request records and final reads used by the check tests.
+
+Histories are in the generic vocabulary (``write`` / ``incr`` / ``read``); as shorthand, the
+builders also take ClipStream's words for its ops (the tests' example system): ``upload`` is a
+``write`` of key = its id, ``view`` / ``like`` an ``incr`` of counter ``views`` / ``likes``, and
+``views=`` / ``likes=`` the ``counts`` a read saw.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,23 @@ from drills.model import FaultRecord, FinalRead, Op, Request, StoreSnapshot
 T0 = 1_700_000_000.0
 
 
+#: ClipStream shorthand -> (generic f, counter).
+SHORT = {"upload": ("write", None), "view": ("incr", "views"), "like": ("incr", "likes")}
+
+
+def _f(f: str, counter: str | None) -> tuple[str, str | None]:
+    g, c = SHORT.get(f, (f, None))
+    return g, counter if counter is not None else c
+
+
+def _seen(extra: dict[str, object]) -> dict[str, object]:
+    """``views=`` / ``likes=`` folded into ``counts``."""
+    counts = {k: extra.pop(k) for k in ("views", "likes") if k in extra}
+    if counts and "counts" not in extra:
+        extra["counts"] = counts
+    return extra
+
+
 def write(
     f: str,
     id: str,
@@ -17,16 +40,19 @@ def write(
     done: float | None,
     outcome: str = "ok",
     *,
-    video: str | None = None,
+    key: str | None = None,
+    counter: str | None = None,
     process: str = "p0",
     **extra: object,
 ) -> list[Op]:
     """An invoke at ``t`` and (unless ``done`` is None) its completion at ``done``."""
-    video = video if video is not None else (id if f == "upload" else None)
-    ops = [Op(process=process, type="invoke", f=f, id=id, time=t, video=video)]  # type: ignore[arg-type]
+    f, counter = _f(f, counter)
+    key = key if key is not None else (id if f == "write" else None)
+    ops = [Op(process=process, type="invoke", f=f, id=id, time=t, key=key,  # type: ignore[arg-type]
+              counter=counter)]
     if done is not None:
         ops.append(Op(process=process, type=outcome, f=f, id=id, time=done,  # type: ignore[arg-type]
-                      video=video, **extra))  # type: ignore[arg-type]
+                      key=key, counter=counter, **_seen(extra)))  # type: ignore[arg-type]
     return ops
 
 
@@ -37,15 +63,22 @@ def flatten(parts: Iterable[list[Op]]) -> list[Op]:
 
 def snap(
     name: str,
-    videos: Iterable[str] = (),
+    keys: Iterable[str] = (),
     *,
     views: Mapping[str, int] | None = None,
     likes: Mapping[str, int] | None = None,
+    counters: Mapping[str, Mapping[str, int]] | None = None,
     reachable: bool = True,
     epoch: int | None = None,
 ) -> StoreSnapshot:
-    return StoreSnapshot(name=name, reachable=reachable, epoch=epoch, videos=frozenset(videos),
-                         views=dict(views or {}), likes=dict(likes or {}))
+    """A snapshot holding ``keys``; ``views`` / ``likes`` (key -> value) are shorthand for
+    those counters, merged into ``counters`` (key -> counter -> value)."""
+    merged: dict[str, dict[str, int]] = {k: dict(c) for k, c in (counters or {}).items()}
+    for name_, values in (("views", views), ("likes", likes)):
+        for k, v in (values or {}).items():
+            merged.setdefault(k, {})[name_] = v
+    return StoreSnapshot(name=name, reachable=reachable, epoch=epoch, keys=frozenset(keys),
+                         counters=merged)
 
 
 def final(*stores: StoreSnapshot, primary: str | None = None) -> FinalRead:
@@ -71,35 +104,39 @@ def attempts(
     id: str,
     tries: Iterable[tuple[float, float | None, str]],
     *,
-    video: str | None = None,
+    key: str | None = None,
+    counter: str | None = None,
     process: str = "p0",
     **extra: object,
 ) -> list[Op]:
     """One op id sent several times: ``(invoke, done, outcome)`` per attempt, numbered from 1
     on both entries (``done`` None: no completion was recorded)."""
-    video = video if video is not None else (id if f == "upload" else None)
+    f, counter = _f(f, counter)
+    key = key if key is not None else (id if f == "write" else None)
     ops: list[Op] = []
     for n, (t, done, outcome) in enumerate(tries, start=1):
         ops.append(Op(process=process, type="invoke", f=f, id=id, time=t,  # type: ignore[arg-type]
-                      video=video, attempt=n))
+                      key=key, counter=counter, attempt=n))
         if done is not None:
             ops.append(Op(process=process, type=outcome, f=f, id=id,  # type: ignore[arg-type]
-                          time=done, video=video, attempt=n, **extra))  # type: ignore[arg-type]
+                          time=done, key=key, counter=counter, attempt=n,
+                          **_seen(dict(extra))))  # type: ignore[arg-type]
     return ops
 
 
-def stats_read(id: str, video: str, t: float, done: float, *, store: str = "west",
+def stats_read(id: str, key: str, t: float, done: float, *, store: str = "west",
                outcome: str = "ok", **seen: object) -> list[Op]:
-    """A stats read of ``video`` (``seen``: views, likes, degraded, epoch, ...)."""
-    return write("read", id, t, done, outcome, video=video, store=store, **seen)
+    """A read of ``key`` (``seen``: views, likes or counts, degraded, epoch, ...)."""
+    return write("read", id, t, done, outcome, key=key, store=store, **seen)
 
 
 def feed_read(id: str, items: Iterable[tuple[str, int, int]], t: float, done: float, *,
               store: str = "west", **extra: object) -> list[Op]:
-    """An ok feed (or search) read that showed ``items``: ``(video, views, likes)`` each."""
+    """An ok list read that showed ``items``: ``(key, views, likes)`` each."""
     return [Op(process="p0", type="invoke", f="read", id=id, time=t),
             Op(process="p0", type="ok", f="read", id=id, time=done, store=store,
-               items=tuple(items), **extra)]  # type: ignore[arg-type]
+               items=tuple((k, {"views": v, "likes": lk}) for k, v, lk in items),
+               **extra)]  # type: ignore[arg-type]
 
 
 def traffic(

@@ -17,7 +17,7 @@ def increments(f: str, video: str, acked: int, indet: int, failed: int, t: float
     outs = ["ok"] * acked + ["info"] * indet + ["fail"] * failed
     return flatten(
         write(f, f"{video}-{f}-{i}", t + i * 0.01,
-              None if o == "info" and i % 2 else t + i * 0.01 + 0.005, o, video=video)
+              None if o == "info" and i % 2 else t + i * 0.01 + 0.005, o, key=video)
         for i, o in enumerate(outs)
     )
 
@@ -51,9 +51,9 @@ def test_values_within_bounds_pass_and_just_outside_fail(per_video, data):
 
 
 def test_the_same_op_completed_twice_counts_once():
-    history = [*write("view", "x", T0, T0 + 1, "info", video="a"),
-               *write("view", "x", T0 + 2, T0 + 3, "ok", video="a"),
-               *write("view", "x", T0 + 4, T0 + 5, "ok", video="a")]
+    history = [*write("view", "x", T0, T0 + 1, "info", key="a"),
+               *write("view", "x", T0 + 2, T0 + 3, "ok", key="a"),
+               *write("view", "x", T0 + 4, T0 + 5, "ok", key="a")]
     (views,) = [b for b in counter_bounds(history, final=snap("east", {"a"}, views={"a": 1}))
                 if b.counter == "views"]
     assert (views.low, views.high, views.within) == (1, 1, True)
@@ -64,9 +64,9 @@ def test_the_same_op_completed_twice_counts_once():
 def test_retried_increments_count_once_by_their_merged_outcome():
     # x: info, info, ok -> one acked increment; y: info, fail -> one indeterminate increment.
     history = [*attempts("view", "x", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "info"),
-                                       (T0 + 4, T0 + 5, "ok")], video="a"),
+                                       (T0 + 4, T0 + 5, "ok")], key="a"),
                *attempts("view", "y", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "fail")],
-                         video="a")]
+                         key="a")]
     (views,) = [b for b in counter_bounds(history, final=snap("east", {"a"}, views={"a": 1}))
                 if b.counter == "views"]
     assert (views.acked, views.indeterminate, views.low, views.high) == (1, 1, 1, 2)
@@ -117,24 +117,24 @@ def test_no_authoritative_read_means_unknown():
 
 
 def read(id: str, video: str, t: float, done: float, **seen: int) -> list[Op]:
-    return write("read", id, t, done, "ok", video=video, store="west", **seen)
+    return write("read", id, t, done, "ok", key=video, store="west", **seen)
 
 
 def test_zero_after_an_acked_increment_is_flagged():
-    history = [*write("view", "v1", T0, T0 + 0.1, video="a"),
+    history = [*write("view", "v1", T0, T0 + 0.1, key="a"),
                *read("r1", "a", T0 + 0.5, T0 + 0.6, views=0, likes=0)]
     (z,) = zero_reads(history)
-    assert (z.read_id, z.video, z.counter, z.acked_before, z.store) == ("r1", "a", "views", 1,
+    assert (z.read_id, z.key, z.counter, z.acked_before, z.store) == ("r1", "a", "views", 1,
                                                                        "west")
     res = check_zero_reads(history)
     assert res.passed is False and res.metrics["zero_reads"] == 1
-    assert "read r1 of a" in res.findings[0] and "views=0" in res.findings[0]
+    assert "read r1 of a" in res.findings[0] and "saw counter views at 0" in res.findings[0]
 
 
 def test_reads_that_are_correct_or_concurrent_are_not_flagged():
-    history = [*write("view", "v1", T0, T0 + 0.1, video="a"),
-               *write("like", "l1", T0 + 0.2, T0 + 1.0, video="a"),  # acked after r1's invoke
-               *write("view", "v2", T0, T0 + 0.1, "info", video="b"),  # never acked
+    history = [*write("view", "v1", T0, T0 + 0.1, key="a"),
+               *write("like", "l1", T0 + 0.2, T0 + 1.0, key="a"),  # acked after r1's invoke
+               *write("view", "v2", T0, T0 + 0.1, "info", key="b"),  # never acked
                *read("r1", "a", T0 + 0.5, T0 + 0.6, views=1, likes=0),
                *read("r2", "b", T0 + 0.5, T0 + 0.6, views=0)]
     assert zero_reads(history) == ()
@@ -142,7 +142,7 @@ def test_reads_that_are_correct_or_concurrent_are_not_flagged():
 
 
 def test_reads_count_only_acks_completed_before_their_invoke():
-    history = [*write("like", "l1", T0, T0 + 1.0, video="a"),
+    history = [*write("like", "l1", T0, T0 + 1.0, key="a"),
                *read("early", "a", T0 + 0.5, T0 + 1.5, likes=0),
                *read("late", "a", T0 + 1.2, T0 + 1.5, likes=0)]
     assert [z.read_id for z in zero_reads(history)] == ["late"]
@@ -150,7 +150,7 @@ def test_reads_count_only_acks_completed_before_their_invoke():
 
 def test_retried_increment_counts_as_acked_from_its_first_ack():
     history = [*attempts("like", "l", [(T0, T0 + 1, "info"), (T0 + 2, T0 + 3, "ok"),
-                                       (T0 + 4, T0 + 5, "ok")], video="a"),
+                                       (T0 + 4, T0 + 5, "ok")], key="a"),
                *read("before", "a", T0 + 2.5, T0 + 2.6, likes=0),
                *read("after", "a", T0 + 3.5, T0 + 3.6, likes=0)]
     assert [(z.read_id, z.acked_before) for z in zero_reads(history)] == [("after", 1)]
@@ -159,21 +159,21 @@ def test_retried_increment_counts_as_acked_from_its_first_ack():
 # --- zero reads in feed and search items, degraded reads ------------------------------------
 
 
-ACKED = flatten([write("view", "v1", T0, T0 + 0.1, video="a"),
-                 write("like", "l1", T0, T0 + 0.1, video="b"),
-                 write("view", "v2", T0 + 2, T0 + 2.1, video="c")])  # acked after the reads
+ACKED = flatten([write("view", "v1", T0, T0 + 0.1, key="a"),
+                 write("like", "l1", T0, T0 + 0.1, key="b"),
+                 write("view", "v2", T0 + 2, T0 + 2.1, key="c")])  # acked after the reads
 
 
 def test_each_item_of_a_feed_read_is_judged_like_a_stats_read():
     history = [*ACKED,
                *feed_read("f1", [("a", 0, 0), ("b", 4, 0), ("c", 0, 0), ("new", 0, 0)],
                           T0 + 1, T0 + 1.1, store="east")]
-    got = [(z.read_id, z.video, z.counter, z.item, z.store) for z in zero_reads(history)]
+    got = [(z.read_id, z.key, z.counter, z.item, z.store) for z in zero_reads(history)]
     assert got == [("f1", "a", "views", True, "east"), ("f1", "b", "likes", True, "east")]
     res = check_zero_reads(history)
     assert res.passed is False and res.metrics["zero_reads"] == 2
-    assert res.metrics["zero_read_videos"] == 2 and res.metrics["reads_judged"] == 1
-    assert res.findings[0].startswith("read f1 (feed/search item) of a invoked at")
+    assert res.metrics["zero_read_keys"] == 2 and res.metrics["reads_judged"] == 1
+    assert res.findings[0].startswith("read f1 (list item) of a invoked at")
 
 
 def test_an_item_shown_twice_is_flagged_once_and_a_correct_feed_passes():

@@ -21,23 +21,23 @@ def drill() -> list[Op]:
     return flatten([
         write("upload", "u0", T0 + 7.8, T0 + 7.9),  # acked just before the window: not at risk
         write("upload", "u1", T0 + 7.9, T0 + 8.0),  # acked on the window's first instant
-        write("view", "v1", T0 + 9.4, T0 + 9.5, video="a"),  # acked before
+        write("view", "v1", T0 + 9.4, T0 + 9.5, key="a"),  # acked before
         write("upload", "u3", T0 + 9.0, T0 + 9.99),  # acked before, so not in flight
         write("upload", "u2", T0 + 9.8, T0 + 10.0),  # in flight, then acked on t_f: during
-        write("like", "l1", T0 + 9.9, None, video="a"),  # in flight, never completed
-        write("view", "v2", T0 + 15, T0 + 15.1, video="a"),  # acked during
+        write("like", "l1", T0 + 9.9, None, key="a"),  # in flight, never completed
+        write("view", "v2", T0 + 15, T0 + 15.1, key="a"),  # acked during
         write("upload", "u4", T0 + 21.5, T0 + 21.99),  # acked before t_r + w
         write("upload", "u5", T0 + 21.5, T0 + 22.0),  # acked on t_r + w: not at risk
         write("upload", "u7", T0 + 12, T0 + 12.5, "fail"),  # refused: nothing at risk
         attempts("like", "l2", [(T0 + 11, T0 + 12, "info"), (T0 + 13, T0 + 13.1, "ok")],
-                 video="a"),  # retried and acked during
-        [Op(process="p1", type="invoke", f="upload", id="u6", time=T0 + 16, video="u6",
+                 key="a"),  # retried and acked during
+        [Op(process="p1", type="invoke", f="write", id="u6", time=T0 + 16, key="u6",
             attempt=2),  # an earlier attempt's lines were lost: attempt 2 says it was retried
-         Op(process="p1", type="fail", f="upload", id="u6", time=T0 + 16.2, video="u6")],
-        write("view", "v8", T0 + 17, T0 + 17.5, "info", video="a"),  # sent twice, no attempt
-        write("view", "v8", T0 + 18, T0 + 18.2, "fail", video="a"),  # numbers: retried
+         Op(process="p1", type="fail", f="write", id="u6", time=T0 + 16.2, key="u6")],
+        write("view", "v8", T0 + 17, T0 + 17.5, "info", key="a"),  # sent twice, no attempt
+        write("view", "v8", T0 + 18, T0 + 18.2, "fail", key="a"),  # numbers: retried
         attempts("view", "v9", [(T0 + 1, T0 + 1.5, "info"), (T0 + 2, T0 + 2.1, "ok")],
-                 video="a"),  # retried long before the fault: not retried for it
+                 key="a"),  # retried long before the fault: not retried for it
         stats_read("r1", "a", T0 + 11.9, T0 + 12, degraded=True, views=1),
         stats_read("r2", "a", T0 + 11.9, T0 + 12, degraded=False, views=1),
         stats_read("r3", "a", T0 + 8.9, T0 + 9, degraded=True, views=1),  # before t_f
@@ -55,18 +55,18 @@ def test_each_category_on_a_hand_made_history():
     assert p.retried == {"l2", "u6", "v8"}
     assert p.degraded_reads == {"r1"}
     assert p.at_risk == {"u1", "v1", "u3", "u2", "l1", "v2", "l2", "u4"}
-    assert p.uploads_at_risk == {"u1", "u3", "u2", "u4"}
+    assert p.keys_at_risk == {"u1", "u3", "u2", "u4"}
     assert p.increments_at_risk == {"v1", "l1", "v2", "l2"}
 
 
 def test_metrics_and_findings_of_the_measured_only_check():
     res = check_exposure(drill(), faults=[F1], window_s=W)
     assert res.name == "exposure" and res.passed is None
-    assert res.summary.startswith("8 writes at risk (4 uploads, 4 increments over 1 faults: "
+    assert res.summary.startswith("8 writes at risk (4 key writes, 4 increments over 1 faults: "
                                   "3 acked before, 2 in flight, 4 acked during; 3 retried, "
                                   "1 degraded reads)")
     m = res.metrics
-    assert (m["writes_at_risk"], m["uploads_at_risk"], m["increments_at_risk"]) == (8, 4, 4)
+    assert (m["writes_at_risk"], m["keys_at_risk"], m["increments_at_risk"]) == (8, 4, 4)
     assert (m["acked_before"], m["in_flight"], m["acked_during"]) == (3, 2, 4)
     assert (m["retried"], m["degraded_reads"], m["min_writes_at_risk"]) == (3, 1, None)
     assert m["per_fault"] == [{"fault": "f1", "kind": "power_down", "target": "dc-east",
@@ -75,7 +75,7 @@ def test_metrics_and_findings_of_the_measured_only_check():
     (line,) = res.findings
     assert line.startswith("fault f1 (power_down on dc-east) injected at 1700000010.000, "
                            "reverted at 1700000020.000: 3 acked before")
-    assert line.endswith("8 writes at risk (4 uploads, 4 increments)")
+    assert line.endswith("8 writes at risk (4 key writes, 4 increments)")
 
 
 def test_window_edges_are_half_open():
@@ -88,9 +88,9 @@ def test_window_edges_are_half_open():
         write("upload", "end-in", t_f + 1, t_f + W - 0.001),  # t_r = t_f: [t_f, t_f + w)
         write("upload", "end-out", t_f + 1, t_f + W),  # out
         attempts("view", "retry-lo", [(t_f - W, t_f - W + 0.1, "info"),
-                                      (t_f + 30, t_f + 30.1, "fail")], video="a"),
+                                      (t_f + 30, t_f + 30.1, "fail")], key="a"),
         attempts("view", "retry-hi", [(t_f + W, t_f + W + 0.1, "info"),
-                                      (t_f + 30, t_f + 30.1, "fail")], video="a"),
+                                      (t_f + 30, t_f + 30.1, "fail")], key="a"),
     ])
     (p,) = measure_exposure(history, faults=[fault("f", t_f)], window_s=W).faults
     assert p.end == t_f  # never reverted and no end: t_r = t_f
@@ -122,14 +122,14 @@ def test_overlapping_faults_are_a_union_not_a_sum():
     history = flatten([
         write("upload", "a", T0 + 9, T0 + 9.5),  # f1 before
         write("upload", "b", T0 + 13, T0 + 14),  # f1 during, f2 before
-        write("view", "c", T0 + 14.5, T0 + 16, video="a"),  # f1 during, f2 in flight + during
-        write("like", "d", T0 + 30, T0 + 31, video="a"),  # neither
+        write("view", "c", T0 + 14.5, T0 + 16, key="a"),  # f1 during, f2 in flight + during
+        write("like", "d", T0 + 30, T0 + 31, key="a"),  # neither
     ])
     e = measure_exposure(history, faults=[f2, F1], window_s=W)
     assert [p.fault.id for p in e.faults] == ["f1", "f2"]  # by injection time
     assert [len(p.at_risk) for p in e.faults] == [3, 2]
     assert e.writes_at_risk == {"a", "b", "c"}
-    assert (e.uploads_at_risk, e.increments_at_risk) == ({"a", "b"}, {"c"})
+    assert (e.keys_at_risk, e.increments_at_risk) == ({"a", "b"}, {"c"})
     assert e.acked_during == {"b", "c"} and e.acked_before == {"a", "b"}
     assert e.in_flight == {"c"}
     res = check_exposure(history, faults=[F1, f2], window_s=W)
@@ -182,4 +182,4 @@ def test_totals_are_the_union_of_the_faults(writes, faults):
     assert len(e.writes_at_risk) <= sum(len(p.at_risk) for p in e.faults)
     for p in e.faults:
         assert p.at_risk == p.acked_before | p.in_flight | p.acked_during
-        assert p.uploads_at_risk == p.at_risk and not p.increments_at_risk
+        assert p.keys_at_risk == p.at_risk and not p.increments_at_risk

@@ -15,7 +15,7 @@ def test_pairs_each_invoke_with_its_completion_in_invoke_order():
     history = flatten([
         write("upload", "a", T0 + 1, T0 + 2, "ok", store="east", epoch=1),
         write("upload", "b", T0 + 1.5, T0 + 1.6, "fail", error="400"),
-        write("view", "c", T0 + 1.7, T0 + 3, "info", video="a"),
+        write("view", "c", T0 + 1.7, T0 + 3, "info", key="a"),
     ])
     history.sort(key=lambda o: o.time)  # interleaved as a real history would be
     got = completions(history)
@@ -24,32 +24,32 @@ def test_pairs_each_invoke_with_its_completion_in_invoke_order():
         ("b", "fail", T0 + 1.5, T0 + 1.6),
         ("c", "info", T0 + 1.7, T0 + 3),
     ]
-    assert (got[0].store, got[0].epoch, got[0].video) == ("east", 1, "a")
+    assert (got[0].store, got[0].epoch, got[0].key) == ("east", 1, "a")
     assert got[1].error == "400"
-    assert got[2].video == "a"
+    assert got[2].key == "a"
 
 
 def test_invoke_without_completion_is_indeterminate():
-    (c,) = completions(write("like", "x", T0, None, video="v"))
-    assert (c.type, c.completed_at, c.invoked_at, c.video) == ("info", None, T0, "v")
+    (c,) = completions(write("like", "x", T0, None, key="v"))
+    assert (c.type, c.completed_at, c.invoked_at, c.key) == ("info", None, T0, "v")
 
 
 def test_reinvoke_before_completion_leaves_the_first_attempt_indeterminate():
-    history = [*write("view", "x", T0, None, video="v"), *write("view", "x", T0 + 1, T0 + 2)]
+    history = [*write("view", "x", T0, None, key="v"), *write("view", "x", T0 + 1, T0 + 2)]
     first, second = completions(history)
     assert (first.type, first.completed_at) == ("info", None)
     assert (second.type, second.invoked_at, second.completed_at) == ("ok", T0 + 1, T0 + 2)
 
 
 def test_orphan_completion_is_kept_without_invoke_time():
-    orphan = Op(process="p", type="ok", f="upload", id="u", time=T0, video="u")
+    orphan = Op(process="p", type="ok", f="write", id="u", time=T0, key="u")
     (c,) = completions([orphan])
     assert (c.type, c.invoked_at, c.completed_at) == ("ok", None, T0)
 
 
 def test_by_id_precedence_ok_over_info_over_fail():
     def merged(*outs: str) -> str:
-        history = flatten(write("view", "x", T0 + i, T0 + i + 0.5, o, video="v")
+        history = flatten(write("view", "x", T0 + i, T0 + i + 0.5, o, key="v")
                           for i, o in enumerate(outs))
         return outcomes(history)["x"].type
 
@@ -62,9 +62,9 @@ def test_by_id_precedence_ok_over_info_over_fail():
 
 
 def test_by_id_keeps_first_ack_time_and_earliest_invoke():
-    history = flatten([write("like", "x", T0, T0 + 1, "info", video="v"),
-                       write("like", "x", T0 + 2, T0 + 3, "ok", video="v"),
-                       write("like", "x", T0 + 4, T0 + 5, "ok", video="v")])
+    history = flatten([write("like", "x", T0, T0 + 1, "info", key="v"),
+                       write("like", "x", T0 + 2, T0 + 3, "ok", key="v"),
+                       write("like", "x", T0 + 4, T0 + 5, "ok", key="v")])
     c = outcomes(history)["x"]
     assert (c.type, c.invoked_at, c.completed_at) == ("ok", T0, T0 + 3)
 
@@ -82,7 +82,7 @@ def test_pairing_matches_a_model_on_random_interleavings(attempts, rnd):
         for k, o in enumerate(outs):
             t = T0 + n + k * 0.01
             ops += write("view", f"op{n}", t, None if o is None else t + 0.005,
-                         o or "ok", video="v")
+                         o or "ok", key="v")
         per_id.append(ops)
     history: list[Op] = []
     queues = [list(ops) for ops in per_id]

@@ -15,7 +15,7 @@ from ._build import T0, feed_read, final, flatten, snap, stats_read, write
 
 
 def ack(id: str, t: float, done: float, store: str, epoch: int, f: str = "upload") -> list[Op]:
-    return write(f, id, t, done, "ok", video=id if f == "upload" else "v", store=store,
+    return write(f, id, t, done, "ok", key=id if f == "upload" else "v", store=store,
                  epoch=epoch)
 
 
@@ -48,7 +48,7 @@ def test_a_stale_epoch_ack_invoked_after_a_newer_ack_is_split_brain():
                *ack("old", T0 + 1.5, T0 + 1.6, "east", 1, f="view")]
     res = check_split_brain(history, final=SAME)
     assert res.passed is False and res.metrics["stale_epoch_acks"] == 1
-    assert "east acked view old under epoch 1" in res.findings[-1]
+    assert "east acked incr old under epoch 1" in res.findings[-1]
     assert "after west had acked new under epoch 2" in res.findings[-1]
 
 
@@ -66,13 +66,13 @@ def test_divergent_replicas_are_flagged_with_their_keys():
     res = check_split_brain([], final=r)
     assert res.passed is False and res.metrics["split_brain"] is False
     assert res.metrics["divergent_keys"] == 2
-    assert "divergent video:b: east=yes, west=no" in res.findings
-    assert "divergent views:a: east=3, west=2" in res.findings
+    assert "divergent key:b: east=yes, west=no" in res.findings
+    assert "divergent counter:a/views: east=3, west=2" in res.findings
 
 
 def test_missing_counter_equals_zero_when_comparing():
     assert divergent_keys([snap("e", views={"a": 0}), snap("w")]) == ()
-    assert divergent_keys([snap("e", views={"a": 1}), snap("w")]) == ("views:a",)
+    assert divergent_keys([snap("e", views={"a": 1}), snap("w")]) == ("counter:a/views",)
     assert divergent_keys([snap("e", {"a"})]) == ()
 
 
@@ -91,8 +91,8 @@ def test_unreachable_store_or_missing_epochs_make_a_clean_run_undecided():
 
 
 def test_reads_from_two_stores_under_one_epoch_are_not_acknowledged_writes():
-    history = [*write("read", "r1", T0, T0 + 0.1, "ok", video="a", store="east", epoch=1),
-               *write("read", "r2", T0, T0 + 0.1, "ok", video="a", store="west", epoch=1),
+    history = [*write("read", "r1", T0, T0 + 0.1, "ok", key="a", store="east", epoch=1),
+               *write("read", "r2", T0, T0 + 0.1, "ok", key="a", store="west", epoch=1),
                *ack("a", T0, T0 + 0.1, "east", 1)]
     assert check_split_brain(history, final=SAME).passed is True
 
@@ -136,7 +136,7 @@ def _bare(ops: list[Op]) -> list[Op]:
 
 def _inc(id: str, video: str, t: float, done: float, store: str, epoch: int,
          f: str = "view") -> list[Op]:
-    return write(f, id, t, done, "ok", video=video, store=store, epoch=epoch)
+    return write(f, id, t, done, "ok", key=video, store=store, epoch=epoch)
 
 
 #: east is primary (epoch 1) until the fault at T0+3; west's first ack is at T0+5.1 (epoch 2).
@@ -187,7 +187,7 @@ def test_an_indeterminate_write_that_vanished_is_not_evidence():
               *write("upload", "x1", T0 + 7, T0 + 9, "info", store="east", error="timeout"),
               *write("upload", "x2", T0 + 7, None),
               *write("upload", "x3", T0 + 7, T0 + 7.1, "fail", store="east"),
-              *write("view", "x4", T0 + 7, T0 + 9, "info", video="e1", store="east")]
+              *write("view", "x4", T0 + 7, T0 + 9, "info", key="e1", store="east")]
     res = check_split_brain(unsure, final=AFTER)
     assert res.passed is True and res.metrics["history_evidence"] == 0
 
@@ -201,10 +201,11 @@ def test_a_deposed_primary_is_caught_by_the_history_alone():
     assert res.summary == ("split brain (history: 4 acks (2 suspect increments) by east and "
                            "2 reads from east after west took over; epochs: none)")
     assert res.findings[0] == (
-        "east acked upload d1 (invoked at 1700000007.000, acked at 1700000007.450) after west "
-        "had acked upload wc2 at 1700000007.400, which survived: absent from west's final state")
-    assert "east acked view dv1 of e1" in res.findings[1]
-    assert "suspect increment, views of e1 ended at 3, below its lower bound 5" in res.findings[1]
+        "east acked write d1 (invoked at 1700000007.000, acked at 1700000007.450) after west "
+        "had acked write wc2 at 1700000007.400, which survived: absent from west's final state")
+    assert "east acked incr dv1 of e1" in res.findings[1]
+    assert ("suspect increment, counter views of e1 ended at 3, below its lower bound 5"
+            in res.findings[1])
     assert res.findings[4].startswith("read r-d1 served by east (invoked at 1700000008.500)")
     assert "showed d1: absent from west's final state" in res.findings[4]
     assert "showed d2: absent" in res.findings[5]

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drills.checks.writes import check_acked_writes, check_rpo, write_sets
-from drills.model import Op
+from drills.model import LostWrite, Op
 
 from ._build import T0, fault, final, flatten, snap, write
 
@@ -39,16 +39,20 @@ def test_acked_subset_of_final_read_passes_and_removing_any_acked_id_fails(outs,
         bad = final(snap("east", (acked(outs) | landed | seeded) - {gone}))
         res = check_acked_writes(history, final=bad, preexisting=frozenset(seeded))
         assert res.passed is False and res.metrics["lost_acked_writes"] == 1
-        assert res.findings[0].startswith(f"lost acked upload {gone}: acked at ")
+        assert res.findings[0].startswith(f"lost acked write {gone}: acked at ")
+        (lost,) = res.of(LostWrite)
+        assert (lost.key, lost.id) == (gone, gone)
+        assert lost.acked_at == T0 + int(gone[1:]) + 0.1
+        assert res.evidence == (lost,) and res.findings[0] == lost.describe()
 
 
 @given(st.lists(OUTCOMES, max_size=20), st.text("abcdef", min_size=1, max_size=6))
-def test_a_video_never_written_is_unexpected_unless_preexisting(outs, stranger):
+def test_a_key_never_written_is_unexpected_unless_preexisting(outs, stranger):
     history = uploads(outs)
     r = final(snap("east", acked(outs) | {stranger}))
     res = check_acked_writes(history, final=r)
     assert res.passed is False and res.metrics["unexpected_writes"] == 1
-    assert any(f"unexpected video {stranger}" in f for f in res.findings)
+    assert any(f"unexpected key {stranger}" in f for f in res.findings)
     assert check_acked_writes(history, final=r, preexisting=frozenset({stranger})).passed
 
 

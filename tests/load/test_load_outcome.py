@@ -145,7 +145,7 @@ def test_status_maps_to_completion(status: int, failure: str | None, write: str,
 
 
 def test_users_are_split_by_share_with_one_each_when_possible():
-    from drills.load.mix import MIX, split_users, users_per_class
+    from drills.targets.clipstream.mix import MIX, split_users, users_per_class
 
     assert all(abs(n - MIX[op]) <= 1 for op, n in users_per_class(100).items())
     assert sum(users_per_class(30).values()) == 30

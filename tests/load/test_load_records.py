@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from drills.load.records import (
     LoadSettings,
     Recorder,
     RecordTail,
+    class_of,
     read_history,
     read_requests,
     read_started,
@@ -63,12 +65,13 @@ def test_history_merges_processes_and_keeps_invoke_before_completion(tmp_path: P
     with Recorder(tmp_path, pid=1) as a, Recorder(tmp_path, pid=2) as b:
         pa, pb = a.new_process(), b.new_process()
         assert (pa, pb, a.new_process()) == ("1-1", "2-1", "1-2")
-        a.op(Op(process=pa, type="invoke", f="upload", id="x", time=10.0, video="x"))
-        b.op(Op(process=pb, type="invoke", f="view", id="y", time=9.0, video="x"))
-        a.op(Op(process=pa, type="ok", f="upload", id="x", time=10.0, video="x", epoch=1,
+        a.op(Op(process=pa, type="invoke", f="write", id="x", time=10.0, key="x"))
+        b.op(Op(process=pb, type="invoke", f="incr", id="y", time=9.0, key="x",
+                counter="views"))
+        a.op(Op(process=pa, type="ok", f="write", id="x", time=10.0, key="x", epoch=1,
                 store="store-east"))
-        b.op(Op(process=pb, type="info", f="view", id="y", time=11.0, video="x",
-                error="timeout"))
+        b.op(Op(process=pb, type="info", f="incr", id="y", time=11.0, key="x",
+                counter="views", error="timeout"))
     ops = read_history(tmp_path)
     assert [(o.id, o.type) for o in ops] == [("y", "invoke"), ("x", "invoke"), ("x", "ok"),
                                             ("y", "info")]
@@ -138,8 +141,10 @@ def test_closed_recorder_refuses_writes(tmp_path: Path) -> None:
 
 
 def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
-    s = LoadSettings(record_dir=tmp_path, rate=60.0, users=12, timeout_s=0.8, parent_pid=42)
+    s = LoadSettings(record_dir=tmp_path, rate=60.0, users=12, timeout_s=0.8, parent_pid=42,
+                     classes={"GET /feed": "feed", "put": "write"})
     assert LoadSettings.from_env(s.to_env()) == s
+    assert s.to_env()["DRILLS_CLASSES"] == '{"GET /feed":"feed","put":"write"}'
     assert s.per_user_rate == 5.0
     assert LoadSettings.from_env({"DRILLS_RECORD_DIR": "x"}).parent_pid is None
 
@@ -151,6 +156,9 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
         ({"DRILLS_RECORD_DIR": "d", "DRILLS_RATE": "0"}, "DRILLS_RATE"),
         ({"DRILLS_RECORD_DIR": "d", "DRILLS_USERS": "-1"}, "DRILLS_USERS"),
         ({"DRILLS_RECORD_DIR": "d", "DRILLS_TIMEOUT_S": "soon"}, "DRILLS_TIMEOUT_S"),
+        ({"DRILLS_RECORD_DIR": "d", "DRILLS_CLASSES": "{"}, "DRILLS_CLASSES"),
+        ({"DRILLS_RECORD_DIR": "d", "DRILLS_CLASSES": '["feed"]'}, "DRILLS_CLASSES"),
+        ({"DRILLS_RECORD_DIR": "d", "DRILLS_CLASSES": '{"a": 1}'}, "DRILLS_CLASSES"),
     ],
 )
 def test_settings_reject_bad_values(env: dict[str, str], field: str | None) -> None:
@@ -161,17 +169,17 @@ def test_settings_reject_bad_values(env: dict[str, str], field: str | None) -> N
 
 def test_data_at_risk_settings_round_trip_and_default_when_unset(tmp_path: Path) -> None:
     s = LoadSettings(record_dir=tmp_path, bursts=(5.0, 12.5), burst_multiplier=3.0,
-                     burst_width_s=1.5, retries=4, hot_videos=8, hot_share=0.25)
+                     burst_width_s=1.5, retries=4, hot_keys=8, hot_share=0.25)
     env = s.to_env()
     assert env["DRILLS_BURSTS"] == "5.0,12.5"
     assert (env["DRILLS_BURST_MULTIPLIER"], env["DRILLS_BURST_WIDTH_S"]) == ("3.0", "1.5")
-    assert (env["DRILLS_RETRIES"], env["DRILLS_HOT_VIDEOS"], env["DRILLS_HOT_SHARE"]) == \
+    assert (env["DRILLS_RETRIES"], env["DRILLS_HOT_KEYS"], env["DRILLS_HOT_SHARE"]) == \
         ("4", "8", "0.25")
     assert LoadSettings.from_env(env) == s
     assert s.burst_plan.active(100.0 + 13.0, 100.0)
     # an older harness sets none of them: everything off
     old = LoadSettings.from_env({"DRILLS_RECORD_DIR": "d", "DRILLS_RATE": "10"})
-    assert (old.bursts, old.burst_multiplier, old.burst_width_s, old.retries, old.hot_videos,
+    assert (old.bursts, old.burst_multiplier, old.burst_width_s, old.retries, old.hot_keys,
             old.hot_share) == ((), 1.0, 2.0, 0, 0, 0.0)
     assert old.burst_plan.inert
     assert LoadSettings.from_env({**env, "DRILLS_BURSTS": ""}).bursts == ()
@@ -185,7 +193,7 @@ def test_data_at_risk_settings_round_trip_and_default_when_unset(tmp_path: Path)
         ("DRILLS_BURST_MULTIPLIER", "0.5"), ("DRILLS_BURST_MULTIPLIER", "inf"),
         ("DRILLS_BURST_MULTIPLIER", "x"), ("DRILLS_BURST_WIDTH_S", "0"),
         ("DRILLS_BURST_WIDTH_S", "inf"), ("DRILLS_RETRIES", "11"), ("DRILLS_RETRIES", "-1"),
-        ("DRILLS_RETRIES", "1.5"), ("DRILLS_HOT_VIDEOS", "1001"), ("DRILLS_HOT_SHARE", "1.2"),
+        ("DRILLS_RETRIES", "1.5"), ("DRILLS_HOT_KEYS", "1001"), ("DRILLS_HOT_SHARE", "1.2"),
         ("DRILLS_HOT_SHARE", "-0.1"), ("DRILLS_HOT_SHARE", "nan"),
     ],
 )
@@ -201,3 +209,27 @@ def test_recorder_remembers_its_start_as_t0(tmp_path: Path) -> None:
         rec.mark_started(100.0)
         rec.mark_started(150.0)
         assert rec.started_at == 100.0 == read_started(tmp_path)
+
+
+def test_a_request_takes_the_class_its_name_maps_to() -> None:
+    classes = {"GET /feed": "feed", "/videos": "upload"}
+    assert class_of(classes, name="/feed", method="GET") == "feed"
+    assert class_of(classes, name="/feed", method="POST") == "/feed"
+    assert class_of(classes, name="/videos", method="POST") == "upload"
+    assert class_of({}, name="stats") == "stats"
+
+
+def test_the_recorder_is_safe_across_threads(tmp_path: Path) -> None:
+    """Threads writing at once never interleave inside a line."""
+    with Recorder(tmp_path, pid=1) as rec:
+        def burst(n: int) -> None:
+            for i in range(300):
+                rec.op(Op(process=f"t{n}", type="invoke", f="write", id=f"{n}-{i}",
+                          time=float(i), key="k" * 500))
+
+        threads = [threading.Thread(target=burst, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(read_history(tmp_path)) == 8 * 300

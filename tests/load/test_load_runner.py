@@ -1,8 +1,8 @@
 """drills.load.runner: real Locust subprocesses against loopback targets that misbehave.
 
-Every ``slow`` test starts ``python -m locust`` through `LoadRunner` (a few seconds each);
-targets are a closed port (dead api), the `misbehaving_api` fixture, or nothing at all
-(start-up failures).
+Every ``slow`` test starts ``python -m locust`` (the recording shim and a locustfile: ClipStream's
+unless the test writes its own) through `LoadRunner` (a few seconds each); targets are a closed
+port (dead api), the `misbehaving_api` fixture, or nothing at all (start-up failures).
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ from pathlib import Path
 
 import pytest
 
+import drills
 from drills.errors import LoadError, SpecError
 from drills.load.records import LoadSettings
-from drills.load.runner import LOCUSTFILES, LoadConfig, LoadRunner, resolve_locustfile
+from drills.load.runner import RECORDING_SHIM, LoadConfig, LoadRunner, resolve_locustfile
 from drills.model import Op
+
+#: ClipStream's locustfile (a target's own, by path; the tests may name ClipStream).
+CLIPSTREAM = Path(drills.__file__).parent / "targets" / "clipstream" / "locustfile.py"
 
 
 def _config(tmp_path: Path, host: str = "", **kw: object) -> LoadConfig:
-    base: dict[str, object] = {"locustfile": resolve_locustfile("clipstream"), "host": host,
+    base: dict[str, object] = {"locustfile": resolve_locustfile(CLIPSTREAM), "host": host,
                                "record_dir": tmp_path / "load", "users": 5, "rate": 40.0,
                                "timeout_s": 0.5}
     base.update(kw)
@@ -43,15 +47,22 @@ def _pairs(history: list[Op]) -> dict[str, tuple[Op, Op]]:
     assert invokes.keys() == done.keys(), "every invoke needs exactly one completion"
     for op_id, inv in invokes.items():
         end = done[op_id]
-        assert (end.process, end.f, end.video) == (inv.process, inv.f, inv.video)
+        assert (end.process, end.f, end.key, end.counter) == \
+            (inv.process, inv.f, inv.key, inv.counter)
         assert end.time >= inv.time
     return {k: (invokes[k], done[k]) for k in invokes}
 
 
+def _what(o: Op) -> str:
+    """ClipStream's name for an op: ``upload`` (a write), ``views``/``likes`` (an increment of
+    that counter), ``read``."""
+    return "upload" if o.f == "write" else o.counter or o.f if o.f == "incr" else o.f
+
+
 def _completion_kinds(history: list[Op]) -> set[tuple[str, str, str | None]]:
-    """(f, type, error) of every completion, except those Locust's stop interrupted: a user
+    """(what, type, error) of every completion, except those Locust's stop interrupted: a user
     killed mid-request legitimately leaves ``info``/``fail`` with ``interrupted: ...``."""
-    return {(o.f, o.type, o.error) for o in history
+    return {(_what(o), o.type, o.error) for o in history
             if o.type != "invoke" and not (o.error or "").startswith("interrupted")}
 
 
@@ -65,14 +76,24 @@ def _write_locustfile(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_resolve_locustfile(tmp_path: Path) -> None:
-    assert resolve_locustfile("clipstream") == LOCUSTFILES / "clipstream.py"
+def test_resolve_locustfile_takes_a_path_only(tmp_path: Path) -> None:
     own = _write_locustfile(tmp_path, "x = 1\n")
     assert resolve_locustfile(str(own)) == own.resolve()
-    with pytest.raises(SpecError, match="clipstream"):
-        resolve_locustfile("nope")
-    with pytest.raises(SpecError):
-        resolve_locustfile(tmp_path / "missing.py")
+    assert resolve_locustfile(CLIPSTREAM) == CLIPSTREAM.resolve()
+    for bad in ("clipstream", tmp_path / "missing.py", tmp_path):
+        with pytest.raises(SpecError) as info:
+            resolve_locustfile(bad)
+        assert info.value.field == "load.locustfile"
+
+
+def test_the_command_loads_the_recording_shim_beside_the_locustfile(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "http://127.0.0.1:1", classes={"GET /a": "a"})
+    cmd = cfg.command()
+    assert cmd[cmd.index("-f") + 1] == f"{RECORDING_SHIM},{CLIPSTREAM.resolve()}"
+    assert LoadSettings.from_env(cfg.environment()).classes == {"GET /a": "a"}
+    with pytest.raises(SpecError) as info:
+        _config(tmp_path, "http://127.0.0.1:1", classes={"GET /a": ""})
+    assert info.value.field == "load.classes"
 
 
 @pytest.mark.parametrize(
@@ -96,7 +117,7 @@ def test_config_rejects_values_that_cannot_work(tmp_path: Path, kw: dict[str, ob
      ({"burst_width_s": 0.0}, "load.burst.width"),
      ({"burst_width_s": float("nan")}, "load.burst.width"),
      ({"retries": -1}, "load.retries"), ({"retries": 11}, "load.retries"),
-     ({"hot_videos": -1}, "load.hot.videos"), ({"hot_videos": 1001}, "load.hot.videos"),
+     ({"hot_keys": -1}, "load.hot.keys"), ({"hot_keys": 1001}, "load.hot.keys"),
      ({"hot_share": 1.5}, "load.hot.share"), ({"hot_share": -0.5}, "load.hot.share"),
      ({"bursts": (3.0, float("nan"))}, "load.bursts")],
 )
@@ -109,16 +130,16 @@ def test_config_rejects_data_at_risk_values_that_cannot_work(
 
 def test_config_passes_data_at_risk_settings_to_the_locustfile(tmp_path: Path) -> None:
     off = _config(tmp_path, "http://127.0.0.1:1")
-    assert (off.bursts, off.burst_multiplier, off.burst_width_s, off.retries, off.hot_videos,
+    assert (off.bursts, off.burst_multiplier, off.burst_width_s, off.retries, off.hot_keys,
             off.hot_share) == ((), 1.0, 2.0, 0, 0, 0.0)
     edges = _config(tmp_path, "http://127.0.0.1:1", burst_multiplier=1.0, retries=10,
-                    hot_videos=1000, hot_share=1.0, bursts=(0.0,))
+                    hot_keys=1000, hot_share=1.0, bursts=(0.0,))
     cfg = _config(tmp_path, "http://127.0.0.1:1", bursts=[4.0, 9.0], burst_multiplier=3.0,
-                  burst_width_s=1.0, retries=2, hot_videos=5, hot_share=0.5)
+                  burst_width_s=1.0, retries=2, hot_keys=5, hot_share=0.5)
     assert cfg.bursts == (4.0, 9.0) and edges.retries == 10
     settings = LoadSettings.from_env(cfg.environment())
     assert (settings.bursts, settings.burst_multiplier, settings.burst_width_s,
-            settings.retries, settings.hot_videos, settings.hot_share) == \
+            settings.retries, settings.hot_keys, settings.hot_share) == \
         ((4.0, 9.0), 3.0, 1.0, 2, 5, 0.5)
     assert settings.parent_pid == os.getpid()
 
@@ -137,14 +158,13 @@ def test_dead_api_gives_refused_requests_and_failed_writes(tmp_path: Path, dead_
     pairs = _pairs(hist)
     assert pairs, "uploads are attempted even though nothing answers"
     # Nothing is known, so views, likes and stats wait: uploads are the only writes, feeds
-    # and searches the only reads (without a video).
-    assert {inv.f for inv, _ in pairs.values()} == {"upload", "read"}
-    assert all(inv.video is None for inv, _ in pairs.values() if inv.f == "read")
+    # and searches the only reads (list reads: without a key).
+    assert {inv.f for inv, _ in pairs.values()} == {"write", "read"}
+    assert all(inv.key is None for inv, _ in pairs.values() if inv.f == "read")
     assert _completion_kinds(hist) == {("upload", "fail", "refused"), ("read", "fail", "refused")}
-    # no answer, so no degraded header: every completed read says False
-    assert {end.degraded for _, end in pairs.values() if end.f == "read"
-            and not (end.error or "").startswith("interrupted")} == {False}
-    uploads = [end for _, end in pairs.values() if end.f == "upload"]
+    # no answer: whether a store would have answered degraded is unknown (None)
+    assert {end.degraded for _, end in pairs.values() if end.f == "read"} == {None}
+    uploads = [end for _, end in pairs.values() if end.f == "write"]
     assert Counter(r.op for r in reqs)["upload"] == len(uploads) - _interrupted(uploads)
     assert {end.attempt for end in uploads} == {1}, "retries are off by default"
 
@@ -153,14 +173,14 @@ def test_dead_api_gives_refused_requests_and_failed_writes(tmp_path: Path, dead_
 def test_every_bad_answer_is_classified(tmp_path: Path, misbehaving_api: str) -> None:
     """503 upload -> info; 404 view -> fail; hanging like -> timeout, info; bad bodies -> fail."""
     expected = {
-        ("upload", "info", "http 503"), ("view", "fail", "http 404"),
-        ("like", "info", "timeout"), ("read", "fail", "body not JSON"),
+        ("upload", "info", "http 503"), ("views", "fail", "http 404"),
+        ("likes", "info", "timeout"), ("read", "fail", "body not JSON"),
         ("read", "fail", "body without views/likes"),
         ("read", "ok", None), ("read", "fail", "http 500"),  # feed fine, search 500
     }
     # A timeout is the right verdict for any answer that comes too late, which a starved
     # machine can cause for any route: tolerated, but nothing else.
-    slow = {(f, "info", "timeout") for f in ("upload", "view")} | {("read", "fail", "timeout")}
+    slow = {(f, "info", "timeout") for f in ("upload", "views")} | {("read", "fail", "timeout")}
     cfg = _config(tmp_path, misbehaving_api, users=8, rate=80.0, timeout_s=1.0)
     with LoadRunner(cfg) as load:
         # Run until every expected kind has shown up at least once (bounded).
@@ -175,8 +195,8 @@ def test_every_bad_answer_is_classified(tmp_path: Path, misbehaving_api: str) ->
                for r in set(by_op["search"]) - timed_out)
     assert all(not r.ok and r.status == 200 for r in set(by_op["stats"]) - timed_out)
     feeds = [o for o in hist if o.f == "read" and o.type == "ok"]
-    assert feeds and all(o.video is None and o.items == (("v1", 0, 0),) and o.degraded is False
-                         for o in feeds)
+    assert feeds and all(o.key is None and o.items == (("v1", {"views": 0, "likes": 0}),)
+                         and o.degraded is False for o in feeds)
     # The client timeout (1 s) bounds a hanging request, well below the server's 5 s hang.
     assert by_op["like"] and all(r.error == "timeout" and 0.9 < r.duration < 4.0
                                  for r in by_op["like"])
@@ -194,7 +214,11 @@ def test_locust_dying_at_start_raises_with_its_log(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_no_user_ever_starting_times_out_and_leaves_nothing(tmp_path: Path) -> None:
     lf = _write_locustfile(tmp_path, """
-        from locust import User, task
+        import time
+        from locust import User, events, task
+        @events.init.add_listener
+        def stuck(**kw):
+            time.sleep(60)  # the load never gets to start a user
         class Idle(User):
             @task
             def nothing(self):
@@ -222,17 +246,12 @@ def test_a_locust_killed_mid_run_is_reported(tmp_path: Path, dead_url: str) -> N
 @pytest.mark.slow
 def test_an_internal_locust_error_is_reported_on_exit(tmp_path: Path) -> None:
     lf = _write_locustfile(tmp_path, """
-        import os, time
-        from pathlib import Path
-        from locust import User, events, task
-        from drills.load.records import Recorder
+        from locust import User, constant, events, task
         @events.test_start.add_listener
         def broken(**kw):
             raise RuntimeError("listener-bug")
         class U(User):
-            def on_start(self):
-                with Recorder(Path(os.environ["DRILLS_RECORD_DIR"])) as r:
-                    r.mark_started(time.time())
+            wait_time = constant(1)
             @task
             def idle(self):
                 self.wait()
@@ -257,7 +276,7 @@ def test_load_stops_itself_when_the_harness_is_killed(tmp_path: Path, dead_url: 
         import sys, time
         from pathlib import Path
         from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
-        cfg = LoadConfig(locustfile=resolve_locustfile("clipstream"),
+        cfg = LoadConfig(locustfile=resolve_locustfile("{CLIPSTREAM}"),
                          host="{dead_url}", users=2, rate=10.0,
                          record_dir=Path(sys.argv[1]))
         with LoadRunner(cfg) as load:

@@ -11,11 +11,12 @@ from drills.errors import FaultError, RevertError, SpecError
 from drills.faults import rollback
 from drills.ledger import Ledger
 from drills.stack.memory import MemoryStack
+from drills.targets.clipstream import TOPOLOGY
 
 
 @pytest.fixture
 def stack() -> MemoryStack:
-    return MemoryStack()
+    return MemoryStack(TOPOLOGY)
 
 
 def test_each_kind_breaks_the_stack_inside_and_is_undone_after(stack, tmp_path):

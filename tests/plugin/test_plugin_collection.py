@@ -109,18 +109,21 @@ def test_options_and_markers_are_documented(pytester):
 
 
 def test_the_fixture_stack_is_configured_from_the_ini_and_the_command_line(pytester):
-    pytester.makeini("[pytest]\ndrills_compose = deploy/app.yml\n"
+    pytester.makeini("[pytest]\ndrills_drill = deploy/drill.yaml\n"
                      "drills_stack_config =\n    fsync=never\n    detection=2s\n")
+    (pytester.path / "deploy").mkdir()
+    (pytester.path / "deploy" / "drill.yaml").write_text(  # flow style: not collected as a test
+        "{drill: mine, description: d, stack: {provider: docker}, timeline: {baseline: 1}}\n")
     pytester.makepyfile(test_opts="""
         def test_opts(drill_stack_options):
             o = drill_stack_options
-            name = o.compose.name if o.compose else None
+            name = o.drill.name if o.drill else None
             print("OPTS", o.provider, name, sorted(o.config.items()))
     """)
     out = run(pytester, "-s", "-q").stdout.str()
-    assert "OPTS docker app.yml [('detection', 2.0), ('fsync', 'never')]" in out
+    assert "OPTS docker drill.yaml [('detection', 2.0), ('fsync', 'never')]" in out
     out = run(pytester, "-s", "-q", "--drills-provider", "local").stdout.str()
-    assert "OPTS local None [('detection', 2.0), ('fsync', 'never')]" in out
+    assert "OPTS local drill.yaml [('detection', 2.0), ('fsync', 'never')]" in out
     pytester.makeini("[pytest]\ndrills_stack_config = fsync=sometimes\n")
     result = run(pytester, "-q")
     result.assert_outcomes(errors=1)

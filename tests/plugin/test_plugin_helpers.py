@@ -160,13 +160,16 @@ def test_an_unmeasured_class_or_a_fault_before_the_load_cannot_pass():
 
 
 def upload(vid: str, t: float, outcome: str = "ok", **extra: object) -> list[Op]:
-    return [Op("p0", "invoke", "upload", vid, t, video=vid),
-            Op("p0", outcome, "upload", vid, t + 0.1, video=vid, **extra)]  # type: ignore[arg-type]
+    """A ClipStream upload: a write of key ``vid``."""
+    return [Op("p0", "invoke", "write", vid, t, key=vid),
+            Op("p0", outcome, "write", vid, t + 0.1, key=vid, **extra)]  # type: ignore[arg-type]
 
 
 def view(op_id: str, vid: str, t: float, outcome: str = "ok", **extra: object) -> list[Op]:
-    return [Op("p0", "invoke", "view", op_id, t, video=vid),
-            Op("p0", outcome, "view", op_id, t + 0.1, video=vid, **extra)]  # type: ignore[arg-type]
+    """A ClipStream view: an increment of counter ``views`` of ``vid``."""
+    return [Op("p0", "invoke", "incr", op_id, t, key=vid, counter="views"),
+            Op("p0", outcome, "incr", op_id, t + 0.1, key=vid, counter="views",  # type: ignore[arg-type]
+               **extra)]  # type: ignore[arg-type]
 
 
 def read(snapshots: list[StoreSnapshot]) -> FinalRead:
@@ -174,14 +177,14 @@ def read(snapshots: list[StoreSnapshot]) -> FinalRead:
 
 
 def store(name: str, videos: set[str], views: dict[str, int] | None = None) -> StoreSnapshot:
-    return StoreSnapshot(name, True, role="primary", epoch=1, videos=frozenset(videos),
-                         views=views or {})
+    return StoreSnapshot(name, True, role="primary", epoch=1, keys=frozenset(videos),
+                         counters={v: {"views": n} for v, n in (views or {}).items()})
 
 
 def test_lost_acked_writes_are_named():
     history = History(tuple(upload("v1", T0) + upload("v2", T0 + 1)))
     assert assert_no_lost_writes(history, read([store("s", {"v1", "v2"})])).passed
-    with pytest.raises(AssertionError, match="lost acked upload v2"):
+    with pytest.raises(AssertionError, match="lost acked write v2"):
         assert_no_lost_writes(history, read([store("s", {"v1"})]))
     with pytest.raises(AssertionError, match="could not decide"):
         assert_no_lost_writes(history, FinalRead(primary=None, stores=()))
@@ -193,9 +196,9 @@ def test_counters_use_what_the_store_held_before_the_load():
     history = History(ops, preexisting=frozenset({"v0"}), initial=before)
     assert assert_counters_exact(history, read([store("s", {"v0", "v1"},
                                                       views={"v0": 5, "v1": 2})])).passed
-    with pytest.raises(AssertionError, match="views of v1: final 1 outside"):
+    with pytest.raises(AssertionError, match="counter views of v1: final 1 outside"):
         assert_counters_exact(history, read([store("s", {"v0", "v1"}, views={"v0": 5, "v1": 1})]))
-    with pytest.raises(AssertionError, match="views of v0: final 7 outside"):  # double counted
+    with pytest.raises(AssertionError, match="counter views of v0: final 7 outside"):  # double
         assert_counters_exact(history, read([store("s", {"v0", "v1"}, views={"v0": 7, "v1": 2})]))
 
 
@@ -225,6 +228,6 @@ def test_bad_load_and_stack_options_are_refused():
         LoadOptions(rate="fast")  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="fsync"):
         StackOptions(config={"fsync": "sometimes"}).as_spec()
-    with pytest.raises(SpecError, match="compose"):
-        StackOptions(provider="local", compose=Path("docker-compose.yml")).as_spec()
+    with pytest.raises(SpecError, match="no-such-drill"):
+        StackOptions(drill=Path("no-such-drill.yaml")).as_spec()
     assert StackOptions(config={"detection": 2.0}).as_spec().stack.config["detection"] == 2.0

@@ -28,7 +28,7 @@ description: The primary data center (dc-east) loses power for 20 s under steady
 stack:
   provider: local
   config: {replication: sync, fsync: always, detection: 1.5s}
-load: {locustfile: clipstream, users: 30, rate: 150}
+load: {users: 30, rate: 150}
 timeline:
   baseline: 10s
   faults:
@@ -74,8 +74,19 @@ def requests(outage_s: float, *, classes: Sequence[str] = tuple(RATES)) -> list[
     return sorted(out, key=lambda r: r.t)
 
 
-def _op(type_: str, f: str, id_: str, rel: float, **extra: object) -> Op:
-    return Op(process="p1", type=type_, f=f, id=id_, time=T0 + rel, **extra)  # type: ignore[arg-type]
+#: ClipStream's ops in the generic vocabulary: f and counter.
+GENERIC = {"upload": ("write", None), "view": ("incr", "views"), "like": ("incr", "likes"),
+           "read": ("read", None)}
+
+
+def _op(type_: str, f: str, id_: str, rel: float, *, video: str | None = None,
+        **extra: object) -> Op:
+    """One ClipStream op (upload / view / like / read of ``video``, ``views=`` / ``likes=``
+    seen) as a generic history entry."""
+    generic, counter = GENERIC[f]
+    counts = {k: extra.pop(k) for k in ("views", "likes") if k in extra}
+    return Op(process="p1", type=type_, f=generic, id=id_, time=T0 + rel,  # type: ignore[arg-type]
+              key=video, counter=counter, counts=counts or None, **extra)  # type: ignore[arg-type]
 
 
 def history(*, broken: bool) -> list[Op]:
@@ -108,12 +119,13 @@ def final_read(*, broken: bool) -> FinalRead:
     likes = {"v1": 1} if broken else {}
     if not broken:
         videos |= set(LOST)
+    counters = {"v0": {"views": 7 if broken else 10}, **{v: {"likes": n}
+                                                         for v, n in likes.items()}}
     primary = StoreSnapshot(name="store-west", reachable=True, role="primary", epoch=2,
-                            videos=frozenset(videos), views={"v0": 7 if broken else 10},
-                            likes=likes)
+                            keys=frozenset(videos), counters=counters)
     replica = StoreSnapshot(name="store-east", reachable=True, role="replica", epoch=2,
-                            videos=frozenset(videos | ({"v9"} if broken else set())),
-                            views={"v0": 7 if broken else 10}, likes=likes)
+                            keys=frozenset(videos | ({"v9"} if broken else set())),
+                            counters=counters)
     return FinalRead(primary="store-west", stores=(primary, replica))
 
 
@@ -148,7 +160,9 @@ def build_journal(
     j.faults = [fault()]
     j.baseline = baseline_health(reqs, t0=T0, baseline_s=FAULT_AT)
     j.judge(judge(spec, requests=reqs, history=hist, faults=j.faults,
-                  final=final_read(broken=broken), t0=T0, load_end=T0 + LOAD_S))
+                  final=final_read(broken=broken), t0=T0, load_end=T0 + LOAD_S,
+                  classes=tuple(RATES)))
+    j.classes = tuple(RATES)  # the target's classes, as the engine records them
     j.finished_at = T0 + LOAD_S + 3.0
     return j, reqs, hist
 

@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from drills.model import OP_CLASSES
-
-from ._runs import BuiltRun
+from ._runs import RATES, BuiltRun
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +112,7 @@ def test_chromium_loads_every_plot_and_shows_the_verdict(
 ) -> None:
     seen = probe(chromium, (bad_run.run_dir / "report.html").read_text("utf-8"), tmp_path)
     images = seen["images"]
-    assert [i["figure"] for i in images] == [f"timeline-{op}" for op in OP_CLASSES]
+    assert [i["figure"] for i in images] == [f"timeline-{op}" for op in RATES]
     assert all(i["complete"] and i["width"] == 1000 and i["height"] == 560 for i in images)
     v = seen["verdict"]
     assert v["text"] == "FAIL"

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from drills.errors import SpecError
 from drills.journal import Journal
-from drills.model import CheckResult
+from drills.model import CheckResult, Rto
 from drills.report.compare import (
     Change,
     compare,
@@ -21,6 +21,7 @@ from drills.report.compare import (
     spec_diffs,
     to_table,
 )
+from drills.report.load import journal_from_dict
 
 from ._runs import BuiltRun, build_journal, build_run
 from .conftest import fresh_copy
@@ -118,12 +119,17 @@ def test_configuration_differences_are_listed() -> None:
 
 
 def _rto_journal(rto: dict[str, float | None], width: float = 0.5) -> Journal:
-    """A journal whose rto check measured ``rto`` with buckets of ``width`` seconds."""
+    """A journal whose rto check measured ``rto`` with buckets of ``width`` seconds (its typed
+    `Rto` evidence), read back from JSON as ``drill compare`` reads it."""
     j, _, _ = build_journal()
     j.metrics = {**j.metrics, "rto_s": rto}
-    j.checks = [CheckResult("rto", True, "", metrics={"rto_s": rto, "bucket_s": {
-        op: width for op in rto}, "below_s": {}})] + [c for c in j.checks if c.name != "rto"]
-    return j
+    evidence = tuple(Rto(op=op, fault_id="f0", rto_s=v, recovered=v is not None,
+                         first_error_s=None, first_success_s=None, below_s=0.0, threshold=0.95,
+                         baseline_rate=1.0, baseline_per_bucket=20.0, bucket_s=width)
+                     for op, v in rto.items())
+    j.checks = [CheckResult("rto", True, "", metrics={"rto_s": rto, "below_s": {}},
+                            evidence=evidence)] + [c for c in j.checks if c.name != "rto"]
+    return journal_from_dict(json.loads(json.dumps(j.to_dict())))
 
 
 def test_rto_not_recovered_is_worst_and_unmeasured_is_only_changed() -> None:
@@ -150,7 +156,7 @@ def test_rto_differences_within_resolution_are_same() -> None:
         "rto", "upload"].trend == "same"
 
 
-def test_resolution_read_from_the_rto_findings(good_run: BuiltRun) -> None:
+def test_resolution_read_from_the_rto_evidence(good_run: BuiltRun) -> None:
     res = resolution(good_run.journal)
     assert res[""] == 0.25  # the drill's analysis bucket
     assert res["upload"] == 2.75 and res["feed"] == 1.0 and res["view"] == 2.0

@@ -59,7 +59,7 @@ def test_lost_increments_are_lost_acknowledged_writes() -> None:
     j, _, _ = build_journal(broken=True, outage_s=6.0)
     lost = _objective(j, "lost_acked_writes")
     # 2 uploads acked just before the fault and 3 acked views of v0 (10 acked, final 7)
-    assert lost.measured.startswith("5 lost (2 uploads, 3 increments) of ")
+    assert lost.measured.startswith("5 lost (2 key writes, 3 increments) of ")
     assert lost.passed is False
     assert j.metrics["lost_increments"] == 3 and j.metrics["lost_acked_writes"] == 2
 

@@ -9,12 +9,14 @@ import json
 import pytest
 from PIL import Image
 
-from drills.model import OP_CLASSES, CheckResult
-from drills.report.html import Clock, build_page, render_html
+from drills.checks.findings import bounded
+from drills.journal import Journal
+from drills.model import CheckResult, LostWrite
+from drills.report.html import MAX_LOST_ROWS, Clock, LostRow, build_page, render_html
 from drills.report.load import journal_from_dict
 
 from ._dom import Element, external_refs, parse
-from ._runs import T0, BuiltRun, build_journal
+from ._runs import RATES, T0, BuiltRun, build_journal
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_objectives_table(good: Element, bad: Element) -> None:
     assert len(by_name) == 11
     assert by_name["rto.upload"] == ["rto.upload", "≤ 10s", "8.25s", "pass"]
     assert by_name["lost_acked_writes"] == [
-        "lost_acked_writes", "≤ 0", "5 lost (2 uploads, 3 increments) of 13 at risk", "FAIL"]
+        "lost_acked_writes", "≤ 0", "5 lost (2 key writes, 3 increments) of 13 at risk", "FAIL"]
     assert by_name["zero_reads"][3] == "FAIL"
     assert by_name["counters"][3] == "FAIL"
     assert all(r[3] == "pass" for r in _section(good, "objectives").rows()[1:])
@@ -59,7 +61,7 @@ def test_objectives_table(good: Element, bad: Element) -> None:
 
 def test_one_decodable_plot_per_class(good: Element) -> None:
     figures = [f for f in _section(good, "timelines").iter("figure")]
-    assert [f.attrs["id"] for f in figures] == [f"timeline-{op}" for op in OP_CLASSES]
+    assert [f.attrs["id"] for f in figures] == [f"timeline-{op}" for op in RATES]
     for fig in figures:
         img = next(fig.iter("img"))
         head, _, data = img.attrs["src"].partition(",")
@@ -97,17 +99,18 @@ def test_lost_writes_with_ids_and_ack_times(bad: Element, good: Element) -> None
         ["lost-b", "t+9.850s (0.170 s before f0)", "store-east (epoch 1)", "t+9.600s"],
     ]
     assert good.by_id("lost-writes-table") is None
-    assert "10 acked uploads all present" in _section(good, "evidence").text
+    assert "10 acked writes all present" in _section(good, "evidence").text
 
 
 def test_counter_zero_read_and_split_brain_evidence(bad: Element) -> None:
     evidence = _section(bad, "evidence").text
-    assert "views of v0: final 7 outside [10, 10] (10 acked, 0 indeterminate)" in evidence
-    assert ("read read-1 of v0 invoked at t+25.000s saw views=0 after 10 acked increments"
-            in evidence)
+    assert "counter views of v0: final 7 outside [10, 10] (10 acked, 0 indeterminate)" \
+        in evidence
+    assert ("read read-1 of v0 invoked at t+25.000s saw counter views at 0 after 10 acked "
+            "increments" in evidence)
     assert "epoch 2 acknowledged by 2 stores: store-east (first ack like-x at t+20.100s)" \
         in evidence
-    assert "divergent video:v9: store-west=no, store-east=yes" in evidence
+    assert "divergent key:v9: store-west=no, store-east=yes" in evidence
     results = {h.attrs["id"]: h for h in _section(bad, "evidence").iter("h3")}
     assert set(results) >= {"lost-writes", "counters", "zero-reads", "split-brain", "rto", "rpo"}
 
@@ -117,7 +120,7 @@ def test_drill_stack_and_environment(good: Element, good_run: BuiltRun) -> None:
     assert stack["provider (as run)"] == "local"
     assert (stack["replication"], stack["fsync"], stack["detection"]) == ("sync", "always",
                                                                           "1.5s")
-    assert stack["write_retry"] == "service default"
+    assert stack["write_retry"] == "target default"
     drill = _section(good, "drill-file").text
     assert "power_down: dc-east" in drill and "lost_acked_writes: 0" in drill
     env = dict((r[0], r[1]) for r in _section(good, "environment").rows())
@@ -165,16 +168,46 @@ def test_expected_failure_is_announced() -> None:
     assert build_page(j, None).expect_note.endswith("NOT as expected")
 
 
-def test_unparsed_lost_write_lines_stay_visible() -> None:
-    """If the check's wording changes, the line is shown as it is rather than dropped."""
+def _with_acked_writes(check: CheckResult) -> Journal:
     j, _, _ = build_journal()
-    j.checks = [c if c.name != "acked_writes" else
-                CheckResult("acked_writes", False, "1 lost", findings=("lost: v7 at 1700000009.5",
-                                                                        "... 3 more"))
-                for c in j.checks]
-    page = build_page(j, None)
-    assert page.lost_writes == ()
-    assert page.lost.findings == ("lost: v7 at 1700000009.5", "... 3 more")
+    j.checks = [c if c.name != "acked_writes" else check for c in j.checks]
+    return j
+
+
+def test_lost_writes_come_from_the_typed_evidence_never_from_the_lines() -> None:
+    """The table is the check's `LostWrite` records; any other finding stays a finding, and a
+    reworded line changes nothing."""
+    lost = LostWrite(key="k7", id="op-7", acked_at=T0 + 9.5, invoked_at=T0 + 9.4,
+                     store="kv-east", epoch=4)
+    page = build_page(_with_acked_writes(CheckResult(
+        "acked_writes", False, "1 lost",
+        findings=(lost.describe(), "unexpected key z: in the final read"), evidence=(lost,))),
+        None)
+    assert page.lost_writes == (LostRow(key="k7", acked="t+9.500s (0.520 s before f0)",
+                                        by="kv-east (epoch 4)", invoked="t+9.400s"),)
+    assert page.lost.findings == ("unexpected key z: in the final read",)
+    # no evidence: no table, whatever the lines say
+    page = build_page(_with_acked_writes(CheckResult(
+        "acked_writes", False, "1 lost", findings=("lost acked write k7: acked at 1.0",))), None)
+    assert page.lost_writes == () and page.lost.findings == ("lost acked write k7: acked at 1.0",)
+
+
+def test_many_lost_writes_fill_the_table_not_the_findings() -> None:
+    """The findings are bounded (50 and "... N more"); the table shows up to 200 from the
+    evidence, and the "more" line counts only the other findings left off."""
+    lost = tuple(LostWrite(key=f"k{i:03}", id=f"k{i:03}", acked_at=T0 + i / 100)
+                 for i in range(260))
+    check = CheckResult("acked_writes", False, "260 lost",
+                        metrics={"lost_acked_writes": 260, "unexpected_writes": 2},
+                        findings=bounded([*(w.describe() for w in lost), "unexpected key a",
+                                          "unexpected key b"]),
+                        evidence=lost)
+    page = build_page(_with_acked_writes(check), None)
+    assert len(page.lost_writes) == MAX_LOST_ROWS and page.lost_more == 60
+    assert page.lost_writes[0].key == "k000" and page.lost_writes[-1].key == "k199"
+    assert page.lost.findings == ("... 2 more",)
+    html = render_html(_with_acked_writes(check), None)
+    assert "60 more lost writes" in html
 
 
 def test_clock_rewrites_only_times_near_load_start() -> None:

@@ -16,7 +16,7 @@ def test_times_are_shown_from_load_start_findings_included() -> None:
     j, _, _ = build_journal(broken=True, outage_s=6.0)
     md = render(j)
     assert EPOCH.findall(md) == []
-    assert "- lost acked upload lost-a: acked at t+9.700s by store-east epoch 1 " \
+    assert "- lost acked write lost-a: acked at t+9.700s by store-east epoch 1 " \
            "(invoked t+9.500s)" in md
     assert "| f0 | power_down | dc-east | t+10s | t+10.020s | t+30.050s |" in md
     assert "- prepare: t-4.000s → t+0.000s" in md  # before load start: minus, not "+-"

@@ -125,8 +125,11 @@ def test_plot_bucket_refuses_nonsense() -> None:
 def test_class_plots_one_per_class_with_requests() -> None:
     reqs = requests(3.0, classes=("upload", "feed"))
     plots = class_plots(reqs, origin=T0, faults=[fault()],
-                        rto_by_fault={"f0": {"upload": 5.5, "feed": 0.0}})
-    assert [p.op for p in plots] == ["upload", "feed"]
+                        rto_by_fault={"f0": {"upload": 5.5, "feed": 0.0}},
+                        classes=("upload", "feed", "search"))
+    assert [p.op for p in plots] == ["upload", "feed"]  # the given order; none without requests
+    # without classes: those of the requests, in first-seen order
+    assert [p.op for p in class_plots(reqs, origin=T0)] == ["feed", "upload"]
     assert plots[0].caption.startswith("upload: 300 requests, 18 failed; f0: RTO 5.50 s")
     assert class_plots([], origin=T0) == ()
     only_stats = [Request(t=T0 + 1, duration=0.1, op="stats", ok=True)]

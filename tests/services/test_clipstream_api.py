@@ -135,6 +135,7 @@ def test_openapi_schema_lists_the_routes(client: httpx.Client) -> None:
 def test_healthz_and_metrics(client: httpx.Client) -> None:
     h = client.get("/healthz").json()
     assert (h["status"], h["primary"], h["epoch"]) == ("ok", "store-east", 1)
+    assert isinstance(h["pid"], int)  # the worker that answered
     text = client.get("/metrics").text
     for name in ("clipstream_api_requests_total", "clipstream_api_errors_total",
                  "clipstream_api_failovers_total", "clipstream_replication_lag_records"):

@@ -34,7 +34,6 @@ from drills.errors import StackError
 from drills.faults import KINDS, Injector
 from drills.ledger import Entry, Ledger
 from drills.stack.base import Stack
-from drills.stack.clipstream import TOPOLOGY
 from drills.stack.docker import DockerStack
 from drills.stack.docker_compose import (
     ALLOW_REMOTE_ENV,
@@ -58,6 +57,7 @@ from drills.stack.docker_nodes import (
     target_problem,
 )
 from drills.stack.images import BuildReport
+from drills.targets.clipstream import TOPOLOGY
 
 DRILL = [sys.executable, "-m", "drills.cli"]
 
@@ -143,8 +143,8 @@ def test_compose_command_lines_for_both_flavours(tmp_path: Path) -> None:
     for command in (("docker", "compose"), ("docker-compose",)):
         compose = Compose(command=command, file=file, project="drills-x",
                           docker_host=DEFAULT_DOCKER_HOST)
-        assert compose.argv("up", "-d") == [*command, "-p", "drills-x", "-f", str(file),
-                                             "up", "-d"]  # fmt: skip
+        assert compose.argv("up", "-d") == [*command, "-p", "drills-x", "--project-directory",
+                                             str(tmp_path), "-f", str(file), "up", "-d"]
 
 
 def test_compose_failure_is_a_stack_error_with_the_output(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Images with no registry, and the compose file that runs them (drills.stack.images, debian_base).
+"""Images with no registry (drills.stack.images, app_context, debian_base), and ClipStream's
+compose file that runs them.
 
 Without Docker: the compose file's wiring (every link through Toxiproxy, loopback-only ports,
-zones, volumes, healthchecks) checked against ClipStream's topology, the proxy labels, wheel
-selection flags, and the wheelhouse's sdist fallback on a local package index (no network).
+zones, volumes, healthchecks) checked against ClipStream's topology, the proxy labels, what the
+app image is made of when read from an installed distribution (fake ones on ``sys.path``), its
+build context (deterministic, no bytecode), the launchers and the import check, wheel selection
+flags, and the wheelhouse's sdist fallback on a local package index (no network).
 
 With Docker (``@pytest.mark.docker``, skipped with the reason where no engine answers): a build
 from nothing through the offline path (debootstrap -> docker import -> pip download -> build with
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -33,16 +38,20 @@ import httpx
 import pytest
 import yaml
 
+import drills.targets.clipstream
 from drills.errors import SpecError, StackError
-from drills.stack.clipstream import TOPOLOGY
-from drills.stack.debian_base import (
-    DebianBase,
-    TargetPython,
-    fetch_wheelhouse,
-    image_requirements,
+from drills.stack.app_context import (
+    DOCKERFILES,
+    AppSource,
+    installed_distribution,
+    launcher,
+    left_out_modules,
+    write_context,
 )
+from drills.stack.debian_base import DebianBase, TargetPython, fetch_wheelhouse
 from drills.stack.images import (
     BuildReport,
+    app_image,
     build_images,
     choose_toxiproxy_image,
     compose_command,
@@ -52,8 +61,8 @@ from drills.stack.images import (
     remove_images,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE = Path(drills.targets.clipstream.__file__).parent / "docker-compose.yml"
+TOPOLOGY = drills.targets.clipstream.TOPOLOGY
 URL = re.compile(r"^(?:(?P<name>[\w-]+)=)?http://(?P<host>[\w.-]+):(?P<port>\d+)$")
 
 
@@ -162,7 +171,8 @@ def _set(doc: dict[str, Any], path: str, value: object) -> None:
         ("services/api/restart", "always", "would undo"),
     ],
 )  # fmt: skip
-def test_compose_contract_check_catches_each_breach(path: str, value: object, expected: str):
+def test_compose_contract_check_catches_each_breach(path: str, value: object,
+                                                    expected: str) -> None:
     doc = _compose_doc()
     _set(doc, path, value)
     problems = compose_problems(doc)
@@ -189,7 +199,8 @@ def test_compose_proxies_parse_labels_and_refuse_malformed_ones() -> None:
             compose_proxies({"drills.proxy.a_to_b": bad})
 
 
-def test_compose_command_is_detected_or_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_compose_command_is_detected_or_refused(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
     if not (shutil.which("docker-compose") or shutil.which("docker")):
         pytest.skip("neither docker nor docker-compose is installed")
     cmd = compose_command()
@@ -207,7 +218,7 @@ def test_compose_command_is_detected_or_refused(monkeypatch: pytest.MonkeyPatch,
 def test_build_refuses_a_namespace_docker_would_refuse_before_touching_anything() -> None:
     for bad in ("Drills", "drills/x", "", "-x"):
         with pytest.raises(SpecError, match="namespace"):
-            build_images(ROOT, namespace=bad, cache_dir=Path("/nonexistent"), log=lambda _: None)
+            build_images(namespace=bad, cache_dir=Path("/nonexistent"), log=lambda _: None)
 
 
 def test_pip_args_select_every_manylinux_up_to_the_image_glibc() -> None:
@@ -224,18 +235,163 @@ def test_pip_args_select_every_manylinux_up_to_the_image_glibc() -> None:
         TargetPython(version="3.11", glibc="", machine="x86_64").pip_args()  # musl: no glibc
 
 
-def test_image_requirements_leave_out_harness_only_packages(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=68"]\n'
-        '[project]\nname = "x"\nversion = "1"\n'
-        'dependencies = ["Foo.Bar>=1", "pytest>=8", "baz", "Matplotlib>=3"]\n'
-    )  # fmt: skip
-    reqs, build = image_requirements(tmp_path, exclude=("foo_bar", "pytest", "matplotlib"))
-    assert (reqs, build) == (("baz",), ("setuptools>=68",))
-    assert image_requirements(tmp_path)[0] == ("Foo.Bar>=1", "pytest>=8", "baz", "Matplotlib>=3")
-    with pytest.raises(StackError, match="pyproject"):
-        image_requirements(tmp_path / "missing")
+def _fake_dist(site: Path, *, record: bool = True, installer: bool = True,
+               src: Path | None = None) -> Path:
+    """A distribution ``fakeapp`` 1.0 in ``site`` whose package ``fakepkg`` lives in ``src``
+    (default ``site``); ``record=False`` leaves the package out of RECORD (an editable install)."""
+    src = src or site
+    pkg = src / "fakepkg"
+    files = {
+        "__init__.py": "VALUE = 1\n",
+        "cli.py": "def main():\n    return 3\n\n\nclass Tool:\n    @staticmethod\n"
+                  "    def run():\n        return 4\n",
+        "sub/__init__.py": "",
+        "sub/mod.py": "X = 2\n",
+        "data.yaml": "a: 1\n",
+        "__pycache__/cli.cpython-311.pyc": "junk",
+    }  # fmt: skip
+    for rel, text in files.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    (pkg / "run.sh").write_text("#!/bin/sh\n")
+    (pkg / "run.sh").chmod(0o775)
+    info = site / "fakeapp-1.0.dist-info"
+    info.mkdir(parents=True)
+    requires = ["docker>=7", "Foo.Bar>=1", "pytest>=8", 'hypothesis>=6; extra == "test"',
+                "Matplotlib>=3"]  # fmt: skip
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeapp\nVersion: 1.0\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    (info / "top_level.txt").write_text("fakepkg\n")
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\nfake-run = fakepkg.cli:main\nfake-tool = fakepkg.cli:Tool.run [x]\n\n"
+        "[pytest11]\nfake = fakepkg\n")  # fmt: skip
+    if installer:
+        (info / "INSTALLER").write_text("pip\n")
+    listed = [f"fakepkg/{rel}" for rel in files] if record else ["__editable__.fakeapp.pth"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in listed))
+    return pkg
 
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_app_source_is_read_from_the_installed_distribution(site: Path) -> None:
+    pkg = _fake_dist(site)
+    source = AppSource.installed("fakeapp", exclude=("pytest", "matplotlib"))
+    assert source.packages == {"fakepkg": pkg}
+    assert source.scripts == {"fake-run": "fakepkg.cli:main", "fake-tool": "fakepkg.cli:Tool.run"}
+    assert source.requirements == ("docker>=7", "Foo.Bar>=1")  # no extras, no harness-only
+    assert {"pytest", "_pytest", "matplotlib"} <= set(source.left_out)
+
+
+def test_an_editable_install_is_found_where_python_imports_it_from(
+        site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    checkout = tmp_path / "checkout"
+    monkeypatch.syspath_prepend(str(checkout))
+    pkg = _fake_dist(site, record=False, src=checkout)
+    assert AppSource.installed("fakeapp", exclude=()).packages == {"fakepkg": pkg}
+
+
+def test_an_installed_distribution_wins_over_a_stale_egg_info_on_the_path(
+        site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    _fake_dist(site)
+    checkout = tmp_path / "checkout"
+    (checkout / "fakeapp.egg-info").mkdir(parents=True)
+    (checkout / "fakeapp.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: fakeapp\nVersion: 0.9\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(checkout))  # ahead of site, as the cwd is
+    assert installed_distribution("fakeapp").version == "1.0"
+    with pytest.raises(StackError, match="not installed"):
+        installed_distribution("no-such-distribution-here")
+
+
+def test_left_out_modules_are_what_only_the_harness_needs() -> None:
+    left = set(left_out_modules(("docker>=7.0",), ("pytest",)))
+    assert {"pytest", "_pytest", "pluggy"} <= left
+    assert not {"docker", "requests", "urllib3"} & left  # the image needs those
+
+
+def _members(data: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_build_context_holds_packages_launchers_and_check_and_is_deterministic(site: Path
+                                                                              ) -> None:
+    pkg = _fake_dist(site)
+    source = AppSource.installed("fakeapp", exclude=("pytest", "matplotlib"))
+    first = io.BytesIO()
+    write_context(source, first)
+    os.utime(pkg / "cli.py", (1, 1))  # a touched file, same content: the same context
+    (pkg / "run.sh").chmod(0o700)
+    again = io.BytesIO()
+    write_context(source, again)
+    assert first.getvalue() == again.getvalue()
+    members = _members(first.getvalue())
+    assert {"Dockerfile", "app/fakepkg/__init__.py", "app/fakepkg/sub/mod.py",
+            "app/fakepkg/data.yaml", "app/bin/fake-run", "app/bin/fake-tool",
+            "check/check_app.py", "check/app.json"} <= set(members)  # fmt: skip
+    assert not [n for n in members if "__pycache__" in n or n.endswith(".pyc")]
+    assert {(m.uid, m.gid, m.mtime) for m in members.values()} == {(0, 0, 0)}
+    assert members["app/bin/fake-run"].mode == members["app/fakepkg/run.sh"].mode == 0o755
+    assert members["app/fakepkg/cli.py"].mode == 0o644
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue())) as tar:
+        dockerfile = tar.extractfile("Dockerfile").read()  # type: ignore[union-attr]
+        spec = json.loads(tar.extractfile("check/app.json").read())  # type: ignore[union-attr]
+    assert dockerfile == (DOCKERFILES / "app.Dockerfile").read_bytes()
+    assert not re.search(rb"^ENTRYPOINT", dockerfile, re.M)  # whoever runs it names the command
+    assert spec["packages"] == ["fakepkg"]
+    assert {"drills.toxiproxy", "fakepkg.cli"} <= set(spec["required"])
+
+
+def test_launchers_call_the_entry_point_and_exit_with_its_value(site: Path,
+                                                                tmp_path: Path) -> None:
+    _fake_dist(site)
+    for target, code in (("fakepkg.cli:main", 3), ("fakepkg.cli:Tool.run", 4)):
+        text = launcher(target)
+        assert text.startswith("#!/opt/venv/bin/python\n")
+        script = tmp_path / "launcher.py"
+        script.write_text(text)
+        done = subprocess.run([sys.executable, str(script)], env={**os.environ,
+                              "PYTHONPATH": str(site)}, check=False)  # fmt: skip
+        assert done.returncode == code
+
+
+def _check(site: Path, tmp_path: Path, **spec: object) -> subprocess.CompletedProcess[str]:
+    full = {"packages": ["fakepkg"], "scripts": {"fake-run": "fakepkg.cli:main"},
+            "left_out": ["leftoutmod"], "required": [], **spec}  # fmt: skip
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(full))
+    return subprocess.run([sys.executable, str(DOCKERFILES / "check_app.py"), str(path)],
+                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+
+def test_import_check_skips_only_modules_needing_what_was_left_out(site: Path,
+                                                                   tmp_path: Path) -> None:
+    pkg = _fake_dist(site)
+    (pkg / "harness.py").write_text("import leftoutmod\n")
+    (pkg / "__main__.py").write_text("raise SystemExit('never imported')\n")
+    done = _check(site, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "imported 4 modules" in done.stdout and "fakepkg.harness (leftoutmod)" in done.stdout
+    needed = _check(site, tmp_path, required=["fakepkg.harness"])  # what the image runs
+    assert needed.returncode == 1 and "FAILED fakepkg.harness" in needed.stderr
+    (pkg / "sub" / "broken.py").write_text("import nosuchmodule_anywhere\n")
+    broken = _check(site, tmp_path, scripts={"x": "fakepkg.cli:absent"})
+    assert broken.returncode == 1
+    assert "FAILED fakepkg.sub.broken" in broken.stderr and "nosuchmodule_anywhere" in broken.stderr
+    assert "FAILED script x (fakepkg.cli:absent)" in broken.stderr
+
+
+def test_app_image_tag_is_per_namespace() -> None:
+    assert app_image() == "drills/app:latest"
+    assert app_image("drillstest1") == "drillstest1/app:latest"
 
 BACKEND = '''
 import base64, hashlib, os, zipfile
@@ -284,7 +440,7 @@ def test_wheelhouse_builds_a_pure_sdist_into_a_wheel_and_caches_it(tmp_path: Pat
     _sdist(index, "tinypure", "py3-none-any")
     lines: list[str] = []
     args = ("--no-index", "--find-links", str(index))
-    house = fetch_wheelhouse(["tinypure==1.0"], [], TARGET, cache_dir=tmp_path / "cache",
+    house = fetch_wheelhouse(["tinypure==1.0"], TARGET, cache_dir=tmp_path / "cache",
                              log=lines.append, pip_args=args)  # fmt: skip
     assert sorted(p.name for p in house.iterdir()) == ["requirements.txt",
                                                        "tinypure-1.0-py3-none-any.whl"]  # fmt: skip
@@ -292,7 +448,7 @@ def test_wheelhouse_builds_a_pure_sdist_into_a_wheel_and_caches_it(tmp_path: Pat
     assert any("building one from its sdist" in line for line in lines)
     assert [p.name for p in (tmp_path / "cache" / "wheelhouse").iterdir()] == [house.name]
     lines.clear()
-    again = fetch_wheelhouse(["tinypure==1.0"], [], TARGET, cache_dir=tmp_path / "cache",
+    again = fetch_wheelhouse(["tinypure==1.0"], TARGET, cache_dir=tmp_path / "cache",
                              log=lines.append, pip_args=args)  # fmt: skip
     assert again == house and lines == [f"wheelhouse {house.name}: cached"]
 
@@ -302,7 +458,7 @@ def test_wheelhouse_refuses_an_sdist_that_is_not_pure_python(tmp_path: Path) -> 
     index.mkdir()
     _sdist(index, "tinynative", "cp311-cp311-linux_x86_64")
     with pytest.raises(StackError, match="not pure Python") as err:
-        fetch_wheelhouse(["tinynative==1.0"], [], TARGET, cache_dir=tmp_path / "cache",
+        fetch_wheelhouse(["tinynative==1.0"], TARGET, cache_dir=tmp_path / "cache",
                          log=lambda _: None, pip_args=("--no-index", "--find-links", str(index)))
     assert err.value.logs  # the pip log tail travels with the error
     assert not list((tmp_path / "cache" / "wheelhouse").iterdir())  # no half wheelhouse left
@@ -312,7 +468,7 @@ def test_wheelhouse_reports_an_unresolvable_requirement_with_pip_output(tmp_path
     index = tmp_path / "index"
     index.mkdir()
     with pytest.raises(StackError, match="pip") as err:
-        fetch_wheelhouse(["absentpkg==1.0"], [], TARGET, cache_dir=tmp_path / "cache",
+        fetch_wheelhouse(["absentpkg==1.0"], TARGET, cache_dir=tmp_path / "cache",
                          log=lambda _: None, pip_args=("--no-index", "--find-links", str(index)))
     assert "absentpkg" in (err.value.logs or "")
     assert not list((tmp_path / "cache" / "wheelhouse").iterdir())
@@ -325,14 +481,11 @@ def test_wheelhouse_reports_an_unresolvable_requirement_with_pip_output(tmp_path
 needs_docker = pytest.mark.docker  # skipped with the reason without an engine (conftest)
 
 
-def _snapshot(dest: Path) -> Path:
-    """What the image is built from, frozen (other people edit the tree while tests run)."""
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in ("drills", "services"):
-        shutil.copytree(ROOT / name, dest / name, ignore=skip)
-    for name in ("pyproject.toml", "README.md", ".dockerignore"):
-        shutil.copy2(ROOT / name, dest / name)
-    return dest
+def _snapshot(dest: Path) -> AppSource:
+    """What the image is built from: the installed distribution, its packages frozen (other
+    people edit the tree while tests run)."""
+    dest.mkdir()
+    return AppSource.installed().snapshot(dest)
 
 
 def _seed_debs(cache: Path) -> None:
@@ -351,14 +504,15 @@ def _seed_debs(cache: Path) -> None:
 class Built:
     """One build from nothing under a fresh namespace, shared by the docker tests."""
 
-    def __init__(self, root: Path, cache: Path, namespace: str, client: docker.DockerClient):
-        self.root, self.cache, self.namespace, self.client = root, cache, namespace, client
+    def __init__(self, source: AppSource, cache: Path, namespace: str,
+                 client: docker.DockerClient) -> None:
+        self.source, self.cache, self.namespace, self.client = source, cache, namespace, client
         self.lines: list[str] = []
         self.cold: BuildReport | None = None
 
     def build(self) -> BuildReport:
-        return build_images(self.root, offline=True, namespace=self.namespace,
-                            cache_dir=self.cache, log=self.lines.append)  # fmt: skip
+        return build_images(offline=True, namespace=self.namespace, cache_dir=self.cache,
+                            source=self.source, log=self.lines.append)  # fmt: skip
 
     def ours(self) -> list[Any]:
         label = f"drills.namespace={self.namespace}"
@@ -408,10 +562,11 @@ def test_cold_build_goes_through_debootstrap_and_a_wheelhouse(built: Built) -> N
     assert (report.target.version, report.target.machine) == ("3.11", "x86_64")
     assert [s.outcome for s in report.steps[1:]] == ["built", "built", "built"]
     assert report.toxiproxy.official is False and report.toxiproxy.image == f"{ns}/toxiproxy:latest"
-    assert report.compose_env() == {"DRILLS_IMAGE": f"{ns}/clipstream:latest",
+    assert report.app_image == app_image(ns)
+    assert report.compose_env() == {"DRILLS_IMAGE": f"{ns}/app:latest",
                                     "TOXIPROXY_IMAGE": f"{ns}/toxiproxy:latest"}  # fmt: skip
     for tag, role in ((report.base_image, "base"), (report.wheels_image, "wheelhouse"),
-                      (report.app_image, "clipstream"), (report.toxiproxy_image, "toxiproxy")):
+                      (report.app_image, "app"), (report.toxiproxy_image, "toxiproxy")):
         labels = built.client.images.get(tag).labels
         assert (labels["drills.namespace"], labels["drills.image"]) == (ns, role)
     assert any(line.startswith("debootstrap bookworm") for line in built.lines)
@@ -430,15 +585,16 @@ def test_second_build_is_all_cache_and_yields_the_same_images(built: Built) -> N
 
 
 def _last_build_log(cache: Path, tag: str) -> str:
-    text = (cache / "logs" / "build-clipstream.log").read_text()
+    text = (cache / "logs" / "build-app.log").read_text()
     return text[text.rindex(f"--- build {tag}\n"):]
 
 
 @docker_slow
-def test_source_change_rebuilds_only_the_project_and_leaves_no_stale_images(built: Built):
+def test_source_change_rebuilds_only_the_packages_and_leaves_no_stale_images(built: Built
+                                                                             ) -> None:
     before = sorted(tuple(i.tags) for i in built.ours())
     old_app = _image_id(built.client, built.report.app_image)
-    with (built.root / "drills" / "__init__.py").open("a") as fh:
+    with (built.source.packages["drills"] / "__init__.py").open("a") as fh:
         fh.write("# a source change\n")
     report = built.build()
     assert [s.outcome for s in report.steps] == [f"{report.base_image} (image)", "cached",
@@ -448,8 +604,8 @@ def test_source_change_rebuilds_only_the_project_and_leaves_no_stale_images(buil
     for instruction in ("RUN python3 -m venv", "COPY --from=build /opt/venv"):
         output = last[last.index(f" : {instruction}"):].split("\nStep ")[0]
         assert "Using cache" in output, output  # the dependency layers survived the change
-    stage = built.client.containers.run(f"{built.namespace}/clipstream:build", network_mode="none",
-                                        entrypoint=["ls", "/wheels/requirements.txt", "/src"],
+    stage = built.client.containers.run(f"{built.namespace}/app:build", network_mode="none",
+                                        entrypoint=["ls", "/wheels/requirements.txt", "/opt/check"],
                                         remove=True).decode()  # fmt: skip
     assert "requirements.txt" in stage  # :build is the build stage, kept as the next cache
     probe = ["python", "-c", "import drills, pathlib; print(pathlib.Path(drills.__file__)"
@@ -465,14 +621,18 @@ def test_source_change_rebuilds_only_the_project_and_leaves_no_stale_images(buil
 def test_app_image_runs_every_role_without_network_or_compilers(built: Built) -> None:
     run = built.client.containers.run
     app = built.report.app_image
-    usage = run(app, ["--help"], network_mode="none", remove=True).decode()
+    assert not built.client.images.get(app).attrs["Config"].get("Entrypoint")  # caller's choice
+    for script in built.source.scripts:  # every console script of the distribution, launched
+        usage = run(app, [script, "--help"], network_mode="none", remove=True).decode()
+        assert usage.startswith(f"usage: {script}"), usage
+    usage = run(app, ["clipstream", "--help"], network_mode="none", remove=True).decode()
     assert all(role in usage for role in ("store", "coordinator", "api"))
     probe = ("import importlib.util as u, shutil, drills, clipstream, fastapi, uvicorn, httpx; "
              "print(shutil.which('gcc'), shutil.which('cc'), shutil.which('drill'), "
              "*(u.find_spec(m) is None for m in ('matplotlib', 'locust', 'pytest')))")  # fmt: skip
     out = run(app, entrypoint=["python", "-c", probe], network_mode="none", remove=True).decode()
     assert out.split() == ["None", "None", "/opt/app/bin/drill", "True", "True", "True"]
-    listing = run(app, entrypoint=["sh", "-c", "ls -d /wheels /src 2>&1; true"],
+    listing = run(app, entrypoint=["sh", "-c", "ls -d /wheels /opt/check 2>&1; true"],
                   network_mode="none", remove=True).decode()  # fmt: skip
     assert "No such file" in listing and "/wheels\n" not in listing  # build stage stays behind
 
@@ -560,7 +720,7 @@ def test_debootstrap_failure_raises_with_its_log_and_leaves_nothing(tmp_path: Pa
     ns = f"drillstest{uuid.uuid4().hex[:8]}"
     bad = DebianBase(mirror="http://127.0.0.1:9/debian")  # loopback, nothing listens
     with pytest.raises(StackError, match="debootstrap failed") as err:
-        build_images(ROOT, offline=True, namespace=ns, cache_dir=tmp_path, debian=bad,
+        build_images(offline=True, namespace=ns, cache_dir=tmp_path, debian=bad,
                      log=lambda _: None)  # fmt: skip
     assert "127.0.0.1:9" in (err.value.logs or "")
     assert list((tmp_path / "rootfs").iterdir()) == []  # no tar, no scratch rootfs
@@ -573,7 +733,7 @@ def test_debootstrap_failure_raises_with_its_log_and_leaves_nothing(tmp_path: Pa
 @needs_docker
 def test_an_explicit_base_that_cannot_be_had_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="cannot be pulled"):
-        build_images(ROOT, base_image="127.0.0.1:9/nothing/base:0", cache_dir=tmp_path,
+        build_images(base_image="127.0.0.1:9/nothing/base:0", cache_dir=tmp_path,
                      namespace=f"drillstest{uuid.uuid4().hex[:8]}", log=lambda _: None)
 
 
@@ -649,8 +809,6 @@ def _wait_video(url: str, video: str, timeout: float) -> dict[str, Any]:
 
 @docker_slow
 def test_compose_stack_comes_up_healthy_through_its_proxies(built: Built) -> None:
-    if not (built.root / "services" / "clipstream" / "cli.py").is_file():
-        pytest.skip("ClipStream has no cli.py yet")
     with compose_stack(built) as stack:
         stack.wait_healthy({"toxiproxy"}, timeout=120)
         proxies = compose_proxies(stack.containers()["toxiproxy"].labels)

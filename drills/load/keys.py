@@ -1,9 +1,9 @@
-"""The videos one load process knows, and which of them are hot.
+"""The keys one load process knows, and which of them are hot.
 
-Pure (no Locust): the locustfile keeps one `KnownVideos` per process and feeds it every id it
-learns (acknowledged uploads, ids seen in feeds). Views, likes and counter reads then pick
-their target from it. A hot set makes many concurrent writers meet on a few counters, which is
-where lost or doubled increments show.
+Pure (no Locust): a locustfile keeps one `KnownKeys` per process and feeds it every key it
+learns (acknowledged writes, keys seen in list reads). Increments and reads of one key then
+pick their target from it. A hot set makes many concurrent writers meet on a few counters,
+which is where lost or doubled increments show.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 
-class KnownVideos:
-    """Video ids learned so far: at most ``limit`` recent ones (oldest evicted first), plus the
+class KnownKeys:
+    """Keys learned so far: at most ``limit`` recent ones (oldest evicted first), plus the
     first ``hot`` ones ever learned, which are never evicted.
 
     Not thread-safe; under gevent each call runs without a switch.
@@ -32,12 +32,12 @@ class KnownVideos:
         """The hot set, in the order learned."""
         return tuple(self._hot)
 
-    def remember(self, vid: str) -> None:
-        """Learn ``vid``: it joins the hot set while that has room, and the recent ones unless
+    def remember(self, key: str) -> None:
+        """Learn ``key``: it joins the hot set while that has room, and the recent ones unless
         it is among them already (then it keeps its place in the eviction order)."""
-        if len(self._hot) < self.hot_limit and vid not in self._hot:
-            self._hot.append(vid)
-        self._recent[vid] = None
+        if len(self._hot) < self.hot_limit and key not in self._hot:
+            self._hot.append(key)
+        self._recent[key] = None
         if len(self._recent) > self.limit:
             del self._recent[next(iter(self._recent))]
 

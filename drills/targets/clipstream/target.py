@@ -1,13 +1,13 @@
-"""ClipStream as a target: its topology, its links, and how drill knobs become its settings.
+"""ClipStream's shape: topology, links, planted bugs, and how drill knobs become its settings.
 
-This is the only place in `drills` that knows ClipStream's shape. It speaks to ClipStream only
-through its command line, environment variables and HTTP (``drills`` never imports ``clipstream``).
+With `drills.targets.clipstream.ClipStream` (the `Target`), the only place in `drills` that knows
+ClipStream. It speaks to ClipStream only through its command line, environment variables and
+HTTP (``drills`` never imports ``clipstream``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from drills.stack.base import Topology
@@ -57,6 +57,7 @@ KNOBS: Mapping[str, tuple[str, str]] = {
     "check_timeout": ("CLIPSTREAM_CHECK_TIMEOUT_MS", "ms"),
     "write_retry": ("CLIPSTREAM_WRITE_RETRY_S", "s"),
     "request_timeout": ("CLIPSTREAM_REQUEST_TIMEOUT_MS", "ms"),
+    "api_workers": ("CLIPSTREAM_API_WORKERS", "str"),
     "bugs": ("CLIPSTREAM_BUGS", "list"),
 }
 
@@ -94,43 +95,3 @@ def _bug_names(value: object) -> list[str]:
         if name not in BUGS:
             raise KeyError(name)
     return names
-
-
-@dataclass(frozen=True, slots=True)
-class Wiring:
-    """How each node is reached: ``direct`` (node -> host:port it listens on) and ``via`` (link
-    name -> host:port a client dials for that link, i.e. the proxy's listen address)."""
-
-    direct: Mapping[str, str]
-    via: Mapping[str, str]
-
-
-def node_args(node: str, wiring: Wiring, *, data_dir: str, bind_host: str) -> list[str]:
-    """The ``clipstream`` arguments that start ``node`` with every peer dialled through its link."""
-    port = wiring.direct[node].rsplit(":", 1)[1]
-    common = ["--host", bind_host, "--port", port]
-    if node == "api":
-        return [
-            "api", *common,
-            "--coordinator-url", f"http://{wiring.via['api->coordinator']}",
-            "--store", f"store-east=http://{wiring.via['api->store-east']}",
-            "--store", f"store-west=http://{wiring.via['api->store-west']}",
-        ]
-    if node == "coordinator":
-        return [
-            "coordinator", *common, "--data-dir", data_dir, "--primary", "store-east",
-            "--store", f"store-east=http://{wiring.via['coordinator->store-east']}",
-            "--store", f"store-west=http://{wiring.via['coordinator->store-west']}",
-        ]
-    if node in STORES:
-        peer = STORES[1 - STORES.index(node)]
-        return [
-            "store", *common, "--name", node, "--data-dir", data_dir,
-            "--peer-url", f"http://{wiring.via[f'{node}->{peer}']}",
-        ]
-    raise KeyError(node)
-
-
-def link_upstream(link: str) -> str:
-    """The node a link leads to (``api->store-east`` -> ``store-east``)."""
-    return link.split("->", 1)[1]

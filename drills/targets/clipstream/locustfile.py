@@ -1,46 +1,48 @@
 """ClipStream load: a mix of feed, view, like, upload, search and stats requests, recorded.
 
-Runs inside Locust only (``locust -f``, started by `drills.load.runner`). Configured by the
+Runs inside Locust only, beside the recording shim (``locust -f <shim>,<this>``, started by
+`drills.load.runner`): the shim records every request (each is named after its class, so no
+``DRILLS_CLASSES`` is needed) and the start marker; this file records ClipStream's history
+through the public `drills.record` API, as any user's locustfile would. Configured by the
 environment (`drills.load.records.LoadSettings`; unset variables take the defaults in
 brackets): ``DRILLS_RECORD_DIR`` (required), ``DRILLS_RATE`` total req/s [150],
-``DRILLS_USERS`` [30], ``DRILLS_TIMEOUT_S`` connect and read timeout [1.5],
-``DRILLS_PARENT_PID`` the harness to outlive not [none]; and, to put data at risk:
-``DRILLS_BURSTS`` comma-separated offsets (s) from ``t0`` [none], ``DRILLS_BURST_MULTIPLIER``
-[1], ``DRILLS_BURST_WIDTH_S`` [2], ``DRILLS_RETRIES`` [0], ``DRILLS_HOT_VIDEOS`` [0],
-``DRILLS_HOT_SHARE`` [0].
+``DRILLS_USERS`` [30], ``DRILLS_TIMEOUT_S`` connect and read timeout [1.5]; and, to put data
+at risk: ``DRILLS_BURSTS`` comma-separated offsets (s) from ``t0`` [none],
+``DRILLS_BURST_MULTIPLIER`` [1], ``DRILLS_BURST_WIDTH_S`` [2], ``DRILLS_RETRIES`` [0],
+``DRILLS_HOT_KEYS`` [0], ``DRILLS_HOT_SHARE`` [0].
 
 Each user paces itself at constant throughput, ``rate / users`` task runs per second
 (`drills.load.pacing.wait_s`), and does one operation class only; users are split between the
-classes (``fixed_count``, at least one each): feed 50 %, view 20 %, like 10 %, upload 8 %,
-search 6 %, stats 6 %. One class per user keeps the classes independent, as real clients are:
-a user stuck on a timed-out upload does not stop the feed traffic of others, so each class's
-RTO and throughput reflect that class's availability alone (a single mixed user would let
-write timeouts starve the reads and read as a read outage).
+classes (``fixed_count``, at least one each; `mix.MIX`): feed 50 %, view 20 %, like 10 %,
+upload 8 %, search 6 %, stats 6 %. One class per user keeps the classes independent, as real
+clients are: a user stuck on a timed-out upload does not stop the feed traffic of others, so
+each class's RTO and throughput reflect that class's availability alone.
 
 - **Bursts**: write users (upload, view, like) pace ``DRILLS_BURST_MULTIPLIER`` times faster
   while the time is within ``DRILLS_BURST_WIDTH_S / 2`` of ``t0 + b`` for an offset ``b``;
-  ``t0`` is the time passed to ``mark_started`` (the first user's start), which the harness
-  reads as the load's start. Reads keep their pace.
+  ``t0`` is `drills.record.started_at` (the shim's start marker), which the harness reads as
+  the load's start. Reads keep their pace.
 - **Retries**: a write whose answer is indeterminate (``info``: timeout, reset, 5xx) is sent
   again, identical (same video id, ``client_id`` or ``op_id``: an idempotency key), after
   0.1 s x attempt (at most 0.5 s), up to ``DRILLS_RETRIES`` more times, until ``ok`` or
   ``fail``, and not once Locust is stopping.
 - **Known and hot videos**: views, likes and stats target videos known to this load process
   (acknowledged uploads and ids seen in feeds; with none known yet they wait). The first
-  ``DRILLS_HOT_VIDEOS`` learned are never forgotten and are picked with probability
-  ``DRILLS_HOT_SHARE`` (`drills.load.videos.KnownVideos`).
+  ``DRILLS_HOT_KEYS`` learned are never forgotten and are picked with probability
+  ``DRILLS_HOT_SHARE`` (`drills.load.keys.KnownKeys`).
 
-Recorded (classified by `drills.load.outcome`): every request, each retry included, becomes a
-`Request` line (via the ``request`` event). Every write attempt an ``invoke`` then
-``ok|fail|info`` `Op` with ``attempt`` 1, 2, ... (the same ``id`` for all attempts). Every read
-(``f="read"``) an ``invoke`` then ``ok`` or ``fail``, with ``degraded`` True iff the answer
-carried ``X-ClipStream-Degraded``: a stats read with ``video`` and views/likes, a feed or
-search read with ``video`` None and ``items`` = (id, views, likes) per item shown.
+History (classified by `drills.load.outcome`), in the generic vocabulary: an upload is a
+``write`` of key = the video id; a view or like an ``incr`` of counter ``views``/``likes`` of
+the video; every write attempt an ``invoke`` then ``ok|fail|info`` with ``attempt`` 1, 2, ...
+(the same id for all attempts), ``store``/``epoch`` from the ``X-ClipStream-*`` headers. A
+stats read is a ``read`` of the video with ``counts`` views/likes; a feed or search read a
+``read`` with ``items`` = (id, {views, likes}) per item shown; ``degraded`` True iff the
+answer carried ``X-ClipStream-Degraded``.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib.util
 import os
 import random
 import threading
@@ -48,6 +50,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import gevent
@@ -55,12 +59,11 @@ from locust import HttpUser, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from drills.load.mix import users_per_class
+from drills import record
+from drills.load.keys import KnownKeys
 from drills.load.outcome import Outcome, outcome
 from drills.load.pacing import Bursts, backoff_s, wait_s
-from drills.load.records import LoadSettings, Recorder
-from drills.load.videos import KnownVideos
-from drills.model import Op, OpF, Request
+from drills.load.records import LoadSettings
 
 WORDS = (
     "sunset", "harbor", "kitten", "mountain", "river", "guitar", "skate", "recipe", "garden",
@@ -70,19 +73,36 @@ WORDS = (
 )
 KNOWN_MAX = 500
 MIN_UPLOAD, MAX_UPLOAD = 1024, 16 * 1024
+COUNTERS = ("views", "likes")
 
 Validator = Callable[[Any], str | None]
 
 
+def _sibling(name: str) -> ModuleType:
+    """This target's pure module ``name`` (e.g. ``mix``), loaded from its file next to this
+    one: importing the package ``drills.targets.clipstream`` would pull the harness side of
+    the target (stack, spec) into the Locust process."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"drills_clipstream_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mix = _sibling("mix")
+
+
 @dataclass(frozen=True, slots=True)
 class LoadContext:
-    """Built once per Locust process at ``init``: the settings, the recorder, and the flag
+    """Built once per Locust process at ``init``: the settings, the history, and the flag
     set when Locust starts stopping users (from then on no user sends a new request)."""
 
     settings: LoadSettings
-    recorder: Recorder
+    history: record.History
     stopping: threading.Event
-    videos: KnownVideos  # video ids known to this process (bounded) and its hot set
+    videos: KnownKeys  # video ids known to this process (bounded) and its hot set
     rng: random.Random
 
 
@@ -107,66 +127,41 @@ class Reply:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_kw: Any) -> None:
-    """Open the recorder, route every request event to it, close it after the users stopped.
+    """Build the context and fix the user counts per class.
 
     Locust stops a user that is between tasks by killing its greenlet, which can land just
     after the user woke up and sent a request; the ``stopping`` flag (set by ``test_stopping``,
     before any user is stopped) makes such a user stop instead of sending.
     """
     settings = LoadSettings.from_env(os.environ)
-    recorder = Recorder(settings.record_dir).__enter__()
-    ctx = LoadContext(settings=settings, recorder=recorder, stopping=threading.Event(),
-                      videos=KnownVideos(limit=KNOWN_MAX, hot=settings.hot_videos),
+    ctx = LoadContext(settings=settings, history=record.history(), stopping=threading.Event(),
+                      videos=KnownKeys(limit=KNOWN_MAX, hot=settings.hot_keys),
                       rng=random.Random())
     environment.drills_load = ctx  # type: ignore[attr-defined]
-    counts = users_per_class(settings.users)
+    counts = mix.users_per_class(settings.users)
     for cls in USER_CLASSES:
         cls.fixed_count = counts[cls.op]
-    environment.events.request.add_listener(_request_listener(recorder))
     environment.events.test_stopping.add_listener(lambda **_: ctx.stopping.set())
-    environment.events.quit.add_listener(lambda **_: recorder.close())
-    if settings.parent_pid is not None:
-        gevent.spawn(_watch_parent, environment, settings.parent_pid)
-
-
-def _request_listener(recorder: Recorder) -> Callable[..., None]:
-    def on_request(name: str, response_time: float, response: Any, exception: Any,
-                   start_time: float, **_kw: Any) -> None:
-        status = int(getattr(response, "status_code", 0) or 0)
-        failure = str(exception)[:200] if exception is not None and 200 <= status < 300 else None
-        out = outcome(status, getattr(response, "error", None), failure)
-        recorder.request(Request(t=start_time, duration=response_time / 1000.0, op=name,
-                                 ok=out.ok, status=out.status, error=out.error))
-    return on_request
-
-
-def _watch_parent(environment: Environment, parent_pid: int) -> None:
-    """Quit the run when the harness that started us is gone (we were reparented)."""
-    while os.getppid() == parent_pid:
-        gevent.sleep(0.5)
-    logging.warning("harness pid %s is gone: stopping the load", parent_pid)
-    if environment.runner is not None:
-        environment.runner.quit()
 
 
 def _has_items(body: Any) -> str | None:
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
         return "body without items"
-    if not all(isinstance(i.get(k), int) for i in items for k in ("views", "likes")):
+    if not all(isinstance(i.get(k), int) for i in items for k in COUNTERS):
         return "items without views/likes"
     return None
 
 
-def _items(body: Any) -> tuple[tuple[str, int, int], ...]:
-    """(id, views, likes) of every item of a feed or search answer that passed `_has_items`."""
-    return tuple((str(i["id"]), i["views"], i["likes"]) for i in body["items"])
+def _items(body: Any) -> tuple[tuple[str, dict[str, int]], ...]:
+    """(id, {views, likes}) of every item of a feed or search answer that passed `_has_items`."""
+    return tuple((str(i["id"]), {k: i[k] for k in COUNTERS}) for i in body["items"])
 
 
 def _has_counters(body: Any) -> str | None:
     if not isinstance(body, dict):
         return "body not an object"
-    if not all(isinstance(body.get(k), int) for k in ("views", "likes")):
+    if not all(isinstance(body.get(k), int) for k in COUNTERS):
         return "body without views/likes"
     return None
 
@@ -175,17 +170,16 @@ class ClipStreamUser(HttpUser):
     """One client of ClipStream; each concrete subclass does one operation class."""
 
     abstract = True
-    op = ""  # the operation class (a key of drills.load.mix.MIX); user counts fixed at init
+    op = ""  # the operation class (a key of mix.MIX); user counts fixed at init
     writes = False  # True for the write classes: they speed up in bursts and retry
 
     def on_start(self) -> None:
         self.ctx: LoadContext = self.environment.drills_load
-        self.process = self.ctx.recorder.new_process()
+        self.history = self.ctx.history
         self.videos = self.ctx.videos
         self.bursts = self.ctx.settings.burst_plan if self.writes else Bursts()
         now = time.time()
-        self.ctx.recorder.mark_started(now)
-        self.t0 = self.ctx.recorder.started_at or now
+        self.t0 = record.started_at() or now
         self.last_start = now  # the first task runs right after on_start
 
     def wait_time(self) -> float:
@@ -201,14 +195,14 @@ class ClipStreamUser(HttpUser):
         reply = self.read(None, lambda: self.call("GET", "/feed", "feed", params={"limit": 20},
                                                   check=_has_items))
         if reply.out.ok:
-            for vid, _views, _likes in _items(reply.body):
+            for vid, _counts in _items(reply.body):
                 self.videos.remember(vid)
 
     def view(self) -> None:
-        self.increment("view", "views")
+        self.increment("views")
 
     def like(self) -> None:
-        self.increment("like", "likes")
+        self.increment("likes")
 
     def upload(self) -> None:
         vid = uuid.uuid4().hex
@@ -218,7 +212,7 @@ class ClipStreamUser(HttpUser):
         def same_id(b: Any) -> str | None:
             return None if isinstance(b, dict) and b.get("id") == vid else "wrong id in answer"
 
-        reply = self.write("upload", vid, vid, lambda: self.call(
+        reply = self.write("write", vid, vid, None, lambda: self.call(
             "POST", "/videos", "upload", params={"title": title, "client_id": vid},
             data=body, check=same_id))
         if reply.out.ok:
@@ -238,74 +232,73 @@ class ClipStreamUser(HttpUser):
 
     # -- operations ----------------------------------------------------------------------------
 
-    def increment(self, f: OpF, counter: str) -> None:
+    def increment(self, counter: str) -> None:
         vid = self.pick()
         if vid is None:
             return
         op_id = uuid.uuid4().hex
-        self.write(f, op_id, vid, lambda: self.call(
-            "POST", f"/videos/{vid}/{counter}", f, params={"op_id": op_id}, check=_has_counters))
+        name = {"views": "view", "likes": "like"}[counter]
+        self.write("incr", op_id, vid, counter, lambda: self.call(
+            "POST", f"/videos/{vid}/{counter}", name, params={"op_id": op_id},
+            check=_has_counters))
 
     def halt_if_stopping(self) -> None:
         """Stop this user instead of starting a request once Locust is stopping users."""
         if self.ctx.stopping.is_set():
             raise StopUser()
 
-    def write(self, f: OpF, op_id: str, vid: str, send: Callable[[], Reply]) -> Reply:
-        """Send a write, and again (same ``send``, so the same ids) after an indeterminate
-        answer, up to ``retries`` more times; return the last attempt's reply."""
-        attempt = 1
+    def write(self, f: str, op_id: str, vid: str, counter: str | None,
+              send: Callable[[], Reply]) -> Reply:
+        """Send a write (``write`` of ``vid``, or ``incr`` of its ``counter``), and again (same
+        ``send``, so the same ids) after an indeterminate answer, up to ``retries`` more
+        times; return the last attempt's reply."""
+        self.halt_if_stopping()
+        op = self.history.invoke(f, key=vid, counter=counter, id=op_id, attempt=1)
         while True:
-            reply = self.write_once(f, op_id, vid, send, attempt)
-            if (reply.out.write_type() != "info" or attempt > self.ctx.settings.retries
+            reply = self.complete(op, send)
+            if (reply.out.write_type() != "info" or (op.attempt or 1) > self.ctx.settings.retries
                     or self.ctx.stopping.is_set()):
                 return reply
-            gevent.sleep(backoff_s(attempt))
-            attempt += 1
+            gevent.sleep(backoff_s(op.attempt or 1))
+            self.halt_if_stopping()
+            op = self.history.retry(op)
 
-    def write_once(self, f: OpF, op_id: str, vid: str, send: Callable[[], Reply],
-                   attempt: int) -> Reply:
-        """Record ``invoke``, send, record the completion (``info`` if interrupted)."""
-        self.halt_if_stopping()
-        rec = self.ctx.recorder
-        rec.op(Op(process=self.process, type="invoke", f=f, id=op_id, time=time.time(),
-                  video=vid, attempt=attempt))
+    def complete(self, op: record.Pending, send: Callable[[], Reply]) -> Reply:
+        """Send one attempt of the invoked ``op`` and record its completion (``info`` if
+        interrupted)."""
         try:
             reply = send()
         except BaseException as exc:  # GreenletExit: the user was stopped mid-request
-            rec.op(Op(process=self.process, type="info", f=f, id=op_id, time=time.time(),
-                      video=vid, error=f"interrupted: {type(exc).__name__}", attempt=attempt))
+            self.history.info(op, error=f"interrupted: {type(exc).__name__}")
             raise
         kind = reply.out.write_type()
-        rec.op(Op(process=self.process, type=kind, f=f, id=op_id, time=time.time(), video=vid,
-                  epoch=reply.epoch() if kind == "ok" else None,
-                  store=reply.store() if kind == "ok" else None, error=reply.out.error,
-                  attempt=attempt))
+        if kind == "ok":
+            self.history.ok(op, store=reply.store(), epoch=reply.epoch())
+        elif kind == "fail":
+            self.history.fail(op, error=reply.out.error)
+        else:
+            self.history.info(op, error=reply.out.error)
         return reply
 
     def read(self, vid: str | None, send: Callable[[], Reply]) -> Reply:
         """Record a read: ``invoke``, then ``ok`` with what it saw (views/likes of ``vid``, or
         the items of a feed or search when ``vid`` is None) and ``degraded``, or ``fail``."""
         self.halt_if_stopping()
-        rec = self.ctx.recorder
-        op_id = uuid.uuid4().hex
-        rec.op(Op(process=self.process, type="invoke", f="read", id=op_id, time=time.time(),
-                  video=vid))
+        op = self.history.invoke("read", key=vid)
         try:
             reply = send()
         except BaseException as exc:
-            rec.op(Op(process=self.process, type="fail", f="read", id=op_id, time=time.time(),
-                      video=vid, error=f"interrupted: {type(exc).__name__}"))
+            self.history.fail(op, error=f"interrupted: {type(exc).__name__}")
             raise
-        ok = reply.out.read_type() == "ok"
-        counters = ok and vid is not None
-        rec.op(Op(process=self.process, type="ok" if ok else "fail", f="read", id=op_id,
-                  time=time.time(), video=vid,
-                  views=reply.body["views"] if counters else None,
-                  likes=reply.body["likes"] if counters else None,
-                  items=_items(reply.body) if ok and vid is None else None,
-                  epoch=reply.epoch() if ok else None, store=reply.store() if ok else None,
-                  error=reply.out.error, degraded=reply.degraded()))
+        if reply.out.read_type() != "ok":
+            self.history.fail(op, error=reply.out.error)
+        elif vid is not None:
+            self.history.ok(op, counts={k: reply.body[k] for k in COUNTERS},
+                            store=reply.store(), epoch=reply.epoch(),
+                            degraded=reply.degraded())
+        else:
+            self.history.ok(op, items=_items(reply.body), store=reply.store(),
+                            epoch=reply.epoch(), degraded=reply.degraded())
         return reply
 
     def call(self, method: str, path: str, name: str, *, check: Validator,

@@ -1,8 +1,9 @@
-"""The final read: after quiesce, read every video and counter from every store, directly.
+"""ClipStream's data contract: after quiesce, read every video and counter from every store.
 
 Talks to each store's HTTP API (``GET /dump``, ``GET /state``) on its direct, un-proxied address,
-so a link fault left behind by a bug cannot hide data. Returns typed `FinalRead` snapshots; all
-judging happens later in the pure checks.
+so a link fault left behind by a bug cannot hide data. A video is a key; its ``views`` and
+``likes`` are that key's counters. Returns typed `FinalRead` snapshots; all judging happens
+later in the pure checks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from drills.model import FinalRead, StoreSnapshot
+from drills.targets.data import primary_of
 
 
 def snapshot(client: httpx.Client, name: str, url: str) -> StoreSnapshot:
@@ -29,9 +31,9 @@ def snapshot(client: httpx.Client, name: str, url: str) -> StoreSnapshot:
         reachable=True,
         role=body.get("role"),
         epoch=body.get("epoch"),
-        videos=frozenset(v["id"] for v in body.get("videos", [])),
-        views={vid: int(c.get("views", 0)) for vid, c in counters.items()},
-        likes={vid: int(c.get("likes", 0)) for vid, c in counters.items()},
+        keys=frozenset(v["id"] for v in body.get("videos", [])),
+        counters={vid: {"views": int(c.get("views", 0)), "likes": int(c.get("likes", 0))}
+                  for vid, c in counters.items()},
     )
 
 
@@ -40,9 +42,7 @@ def final_read(store_urls: Mapping[str, str], *, timeout: float = 10.0) -> Final
     highest epoch (None if no store claims it)."""
     with httpx.Client(timeout=timeout) as client:
         snaps = tuple(snapshot(client, n, u) for n, u in store_urls.items())
-    primaries = [s for s in snaps if s.reachable and s.role == "primary"]
-    primary = max(primaries, key=lambda s: s.epoch or 0).name if primaries else None
-    return FinalRead(primary=primary, stores=snaps)
+    return FinalRead(primary=primary_of(snaps), stores=snaps)
 
 
 def _positions(client: httpx.Client, store_urls: Mapping[str, str]) -> dict[str, object]:
