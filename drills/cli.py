@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a stack knob, e.g. fsync=never or stack.config.fsync=never "
                     "(repeatable)")
     st.add_argument("--base-image", help="docker build: base image to use if present")
+    st.add_argument("--offline", action="store_true",
+                    help="docker build: pull nothing (the Debian base and our Toxiproxy)")
+    st.add_argument("--namespace", default="drills",
+                    help="docker build: prefix of every image tag (default drills)")
     st.add_argument("--allow-remote-docker", action="store_true", help=ALLOW_REMOTE_HELP)
 
     tp = sub.add_parser("toxiproxy", help="run the embedded Toxiproxy-compatible server",

@@ -1,7 +1,14 @@
 """The engine: runs one drill from a validated spec to a verdict and a run directory.
 
 Phases (DESIGN.md): prepare -> baseline -> inject -> restore -> settle -> quiesce -> final read ->
-verify -> report -> teardown. The lifecycle is an `ExitStack`: the stack is entered first and the
+verify -> report -> teardown.
+
+Memory stays bounded on a long game day: during the load the engine keeps only the baseline's
+requests, until the gate has judged them (the guardrails and the live view keep windows of
+their own); after it, `verify` reads the load's records once, in one streaming pass that
+writes the run's record files and hands the checks columns and a history digest
+(`drills.runstore.merge_records`), and the reports are rendered once, at the very end, from
+those columns. The lifecycle is an `ExitStack`: the stack is entered first and the
 fault injector second, so whatever fails (an exception, Ctrl-C, SIGTERM), every fault is reverted
 before the stack is torn down, and the load is stopped before either. SIGTERM is turned into
 KeyboardInterrupt for the duration of a run so that it takes the same path as Ctrl-C.
@@ -18,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drills import watchdog
+from drills.checks.frame import RequestFrame
 from drills.errors import (
     Aborted,
     DrillsError,
@@ -32,12 +40,18 @@ from drills.events import Observer, Quiet, Safe, describe
 from drills.faults import Injector, rollback
 from drills.guardrails import Guard
 from drills.interrupts import Teardown, sigterm_as_interrupt
-from drills.journal import Journal, PhaseRecord
+from drills.journal import Journal, Judgement, PhaseRecord
 from drills.ledger import Ledger
 from drills.load.runner import LoadConfig, LoadRunner, resolve_locustfile
-from drills.model import Request
+from drills.model import FinalRead, Request
 from drills.report import write_reports
-from drills.runstore import save_drill, save_final_read, save_preexisting
+from drills.runstore import (
+    RunRecords,
+    merge_records,
+    save_drill,
+    save_final_read,
+    save_preexisting,
+)
 from drills.schedule import Action, end_of_faults, plan
 from drills.spec import DrillSpec, validate_targets
 from drills.stack.open import open_stack, stale_stacks
@@ -93,9 +107,13 @@ class Run:
         self.provider = options.provider or spec.stack.provider
         self.run_dir = run_dir_for(spec, options).resolve()
         self.journal = Journal.start(spec, provider=self.provider)
+        #: the baseline's requests, for the gate (then dropped: memory stays bounded)
         self.requests: list[Request] = []
+        self.gated = False
         self.injector: Injector | None = None
         self.guard: Guard | None = None
+        self.load_started = False
+        self.records: RunRecords | None = None
 
     # -- phases -----------------------------------------------------------------------------
     def phase(self, name: str) -> None:
@@ -121,8 +139,19 @@ class Run:
             self.journal.fail(error)
             self.obs.message(f"error: {error}")
             with contextlib.suppress(DrillsError, OSError):
-                reports(self.run_dir, self.journal)
+                reports(self.run_dir, self.journal, requests=self._salvage())
         return RunResult(self.run_dir, self.journal, error)
+
+    def _salvage(self) -> RequestFrame | None:
+        """The request record of a run that ended in error: the one already merged, else the
+        load's files merged now (so the report still plots them), None without a load."""
+        if self.records is not None:
+            return self.records.requests
+        if not self.load_started:
+            return None
+        with contextlib.suppress(DrillsError, OSError):
+            return merge_records(self.run_dir / "load", self.run_dir, digest=False).requests
+        return None
 
     def _lifecycle(self) -> None:
         spec = self.spec
@@ -152,9 +181,9 @@ class Run:
             load_cfg = load_config(spec, host=target.entry_url(stack),
                                    record_dir=self.run_dir / "load", target=target)
             with Teardown(LoadRunner(load_cfg)) as load:
+                self.load_started = True
                 # the analysis ends when the timeline does, before stopping the load thins it
                 load_end = self._timeline(load, injector)
-            load.merge_into(self.run_dir)
             self.journal.faults = list(injector.records)
             self.phase("quiesce")
             converged, waited = target.wait_converged(stack, timeout=spec.timeline.quiesce)
@@ -163,22 +192,19 @@ class Run:
             save_final_read(self.run_dir, final, converged=converged, quiesce_s=waited,
                             load_end=load_end)
             self.phase("verify")
-            judgement = judge(
-                spec, requests=load.requests(), history=load.history(), faults=injector.records,
-                final=final, t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
-                converged=converged, quiesce_s=waited, load_end=load_end,
-                classes=self.journal.classes,
-            )
-            self.journal.judge(judgement)
+            self.records, judgement = verify(
+                self.run_dir, load.record_dir, spec=spec, journal=self.journal, final=final,
+                t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
+                converged=converged, quiesce_s=waited, load_end=load_end)
             if judgement.crashed:
                 raise HarnessError(f"check(s) {', '.join(judgement.crashed)} crashed (a bug in "
                                    f"drills): their objectives are unknown; the records are "
                                    f"kept in {self.run_dir}")
             self.phase("report")
-            reports(self.run_dir, self.journal)
+            self.journal.write(self.run_dir)  # the verdict is on disk before the teardown
             self.phase("teardown")
         self.journal.finish()
-        reports(self.run_dir, self.journal)
+        reports(self.run_dir, self.journal, requests=self.records.requests)
 
     def _timeline(self, load: LoadRunner, injector: Injector) -> float:
         """Baseline, then every inject/revert on schedule, then settle; load runs throughout.
@@ -219,14 +245,18 @@ class Run:
     def _pump(self, load: LoadRunner) -> None:
         batch = load.poll()
         if batch:
-            self.requests.extend(batch)
+            if not self.gated:
+                self.requests.extend(batch)
             self.obs.requests(batch, time.time())
             if self.guard is not None:
                 self.guard.observe(batch, now=time.time())
 
     def _gate(self, t0: float) -> None:
-        """Abort if the system is unhealthy before any fault (baseline phase)."""
+        """Abort if the system is unhealthy before any fault (baseline phase). The baseline's
+        requests are dropped afterwards: nothing else during the run needs them."""
         health = baseline_health(self.requests, t0=t0, baseline_s=self.spec.timeline.baseline)
+        self.gated = True
+        self.requests = []
         self.journal.baseline = health
         bad = {op: s for op, s in health.items() if s < BASELINE_MIN_SUCCESS}
         if not health or bad:
@@ -255,11 +285,33 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def reports(run_dir: Path, journal: Journal) -> None:
-    """`write_reports`, with a crash inside a report (a bug in drills) turned into a
-    `HarnessError` once ``journal.json`` is safely written: the run's verdict is never lost."""
+def verify(run_dir: Path, record_dir: Path, *, spec: DrillSpec, journal: Journal,
+           final: FinalRead | None, t0: float, preexisting: frozenset[str] = frozenset(),
+           converged: bool = True, quiesce_s: float = 0.0, load_end: float | None = None
+           ) -> tuple[RunRecords, Judgement]:
+    """The verify phase: merge the load's records from ``record_dir`` into ``run_dir`` in one
+    streaming pass (`merge_records`, the history trimmed for the final read) and judge them
+    against ``spec`` (faults and classes from ``journal``, which takes the judgement).
+    Returns the records (their request columns feed the reports) and the judgement. Raises
+    `SpecError` for a malformed record, `OSError` if the run files cannot be written."""
+    records = merge_records(record_dir, run_dir,
+                            winner=None if final is None else final.authoritative)
+    judgement = judge(
+        spec, requests=records.requests, history=records.history or (), faults=journal.faults,
+        final=final, t0=t0, preexisting=preexisting, converged=converged, quiesce_s=quiesce_s,
+        load_end=load_end, classes=journal.classes,
+    )
+    journal.judge(judgement)
+    return records, judgement
+
+
+def reports(run_dir: Path, journal: Journal, *,
+            requests: RequestFrame | None = None) -> None:
+    """`write_reports` (from ``requests`` when given, else from ``requests.jsonl``), with a
+    crash inside a report (a bug in drills) turned into a `HarnessError` once
+    ``journal.json`` is safely written: the run's verdict is never lost."""
     try:
-        write_reports(run_dir, journal)
+        write_reports(run_dir, journal, requests=requests)
     except (DrillsError, OSError):
         raise
     except Exception as exc:

@@ -26,6 +26,11 @@ not have been applied)::
 reports counter values seen (``counts`` of ``key``, or ``items`` of a list read). ``process``
 defaults to the calling greenlet (a Locust user runs in one), ``id`` to a fresh uuid.
 
+To classify an answer the way the recorded requests are classified, hand the Locust response
+(``HttpUser`` or ``FastHttpUser``, with ``catch_response`` or without) to `outcome_of`; it
+returns a `drills.load.outcome.Outcome` whose ``write_type()`` says ok, fail or info.
+`transport_error` is the exception behind it (None when an answer arrived).
+
 The history goes to ``$DRILLS_RECORD_DIR/history-<pid>.jsonl`` (set by the runner), one
 flushed line per entry; `history` returns the same object to every caller in the process (the
 process's one record, as Locust's ``events`` is: the single place a locustfile and the shim
@@ -46,13 +51,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import urllib3.exceptions as uex
+
 from drills.errors import SpecError
+from drills.load.outcome import Outcome, outcome
 from drills.load.records import ENV_RECORD_DIR, Recorder
 from drills.model import Op, OpF, OpType
 
-__all__ = ["History", "Pending", "history", "started_at"]
+__all__ = ["History", "Pending", "history", "outcome_of", "started_at", "transport_error"]
 
 _FS = ("write", "incr", "read")
+#: geventhttpclient's frames that open a connection: an error raised inside them sent nothing.
+_CONNECT_FRAMES = frozenset({"_create_socket", "_create_tcp_socket", "_connect_socket"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +199,53 @@ def started_at() -> float | None:
     """The load's ``t0``: when its first user could send (the start marker this process
     wrote), None before. Offsets of the drill (faults, write bursts) count from it."""
     return history().recorder.started_at
+
+
+def transport_error(response: Any) -> BaseException | None:
+    """The exception a Locust HTTP client got instead of an answer; None if an answer arrived.
+
+    ``HttpUser`` (requests) sets ``response.error`` only then. ``FastHttpUser``
+    (geventhttpclient) also sets it for an answer with a non-2xx status (a ``BadStatusCode``
+    carrying the answer), which is no transport error: a status > 0 means an answer came.
+    geventhttpclient's own errors are translated at this boundary into those
+    `drills.load.outcome` knows (the original as ``__cause__``): ``RetriesExceeded`` is
+    unwrapped to the error behind it, ``HTTPConnectionClosed`` (the peer closed without an
+    answer) is a `ConnectionResetError`, and a timeout raised while connecting is urllib3's
+    ``ConnectTimeoutError`` (nothing was sent). Pure; never raises.
+    """
+    if int(getattr(response, "status_code", 0) or 0) > 0:
+        return None
+    err = getattr(response, "error", None)
+    if not isinstance(err, BaseException):
+        return None
+    original = getattr(err, "original", None)  # geventhttpclient's RetriesExceeded
+    if isinstance(original, BaseException):
+        err = original
+    if type(err).__name__ == "HTTPConnectionClosed":
+        return _caused(ConnectionResetError(f"connection closed without an answer: {err}"), err)
+    if isinstance(err, TimeoutError) and _raised_in(err, _CONNECT_FRAMES):
+        return _caused(uex.ConnectTimeoutError(f"connect timed out: {err}"), err)
+    return err
+
+
+def outcome_of(response: Any, failure: str | None = None) -> Outcome:
+    """The `Outcome` of a Locust response (``HttpUser`` or ``FastHttpUser``): its status, the
+    `transport_error` if no answer came, and ``failure``, a reason the caller found in a 2xx
+    answer (a body that does not parse, say)."""
+    return outcome(int(getattr(response, "status_code", 0) or 0), transport_error(response),
+                   failure)
+
+
+def _caused(new: BaseException, cause: BaseException) -> BaseException:
+    new.__cause__ = cause
+    return new
+
+
+def _raised_in(exc: BaseException, names: frozenset[str]) -> bool:
+    """True if a frame of ``exc``'s traceback runs a function named in ``names``."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in names:
+            return True
+        tb = tb.tb_next
+    return False

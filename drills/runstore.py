@@ -9,25 +9,184 @@ Beside ``journal.json`` (faults, load start, classes) and the records (``request
 - ``final-read.json``: every store's keys and counters after quiesce, whether the stores
   converged and how long that took, and when the timeline ended.
 
+`merge_records` writes the run's ``requests.jsonl`` and ``history.jsonl`` from the load's
+per-process files in one streaming pass and hands the checks what they read from it: the
+requests as columns (`RequestFrame`) and the history as a `HistoryDigest` (every write, and
+only the reads a check can use), so a 30-minute game day at 1,000 req/s is judged in a few
+hundred MB. Requests are sorted by start time in columns (a process writes them as they
+complete); history lines, which every process writes in time order, are merged by time with
+`heapq.merge` (a small reorder window absorbs ops written with an earlier time, such as a read
+recorded with its send time; a file out of order beyond it is sorted whole). Both orders are
+the stable sort of the files' concatenation, as `drills.load.records.read_requests` and
+`read_history` give.
+
 `analyze` re-runs every check on those files with the drill as it is now, and returns the new
 `Judgement`: the same verdict when nothing changed, a different one when a definition did.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from drills.checks.digest import DigestBuilder, HistoryDigest, validate_op
+from drills.checks.frame import FrameBuilder, RequestFrame
 from drills.errors import SpecError
 from drills.journal import JOURNAL_FILE, Judgement
-from drills.model import FaultRecord, FinalRead, Op, Request, StoreSnapshot, read_jsonl
+from drills.load.records import HISTORY_GLOB, REQUESTS_GLOB
+from drills.model import FaultRecord, FinalRead, StoreSnapshot
 
 DRILL_FILE = "drill.yaml"
 PREEXISTING_FILE = "preexisting.json"
 FINAL_READ_FILE = "final-read.json"
+REQUESTS_FILE = "requests.jsonl"
+HISTORY_FILE = "history.jsonl"
+#: History lines of one file may be this many seconds out of time order and still stream.
+REORDER_S = 5.0
+_Line = tuple[float, int, str, dict[str, Any]]
+
+
+class _Unsorted(Exception):
+    """A history file is out of time order by more than the reorder window."""
+
+
+def _scan(path: Path) -> Iterator[tuple[int, str, Any]]:
+    """(line number, line, parsed JSON) of every non-blank line of ``path``; a torn last line
+    (no newline: a killed writer) that does not parse is skipped, any other `SpecError`."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, line, json.loads(line)
+                except ValueError as exc:
+                    if not line.endswith("\n"):
+                        return
+                    raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+    except OSError as exc:
+        raise SpecError(f"cannot read it: {exc.strerror or exc}", source=str(path)) from exc
+
+
+def read_frame(paths: Iterable[Path]) -> RequestFrame:
+    """The requests of every file of ``paths`` (in that order) as a frame sorted by start
+    time; `SpecError` naming the file and line of a malformed record."""
+    frame = FrameBuilder()
+    for path in paths:
+        for n, line, d in _scan(path):
+            try:
+                frame.add_dict(d)
+            except (ValueError, KeyError, TypeError) as exc:
+                if not line.endswith("\n"):
+                    break  # torn tail
+                raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+    return frame.build()
+
+
+def _ops(path: Path) -> Iterator[_Line]:
+    """The ops of one history file as (time, line number, line, op), validated."""
+    for n, line, d in _scan(path):
+        try:
+            validate_op(d)
+        except (ValueError, KeyError, TypeError) as exc:
+            if not line.endswith("\n"):
+                return  # torn tail
+            raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+        yield d["time"], n, line if line.endswith("\n") else line + "\n", d
+
+
+def _in_order(path: Path, window: float) -> Iterator[_Line]:
+    """`_ops` of one file in time order (stable) through a reorder window of ``window`` s;
+    raises `_Unsorted` when an op comes later than that (``window`` inf: sort the file)."""
+    heap: list[_Line] = []
+    newest = last = float("-inf")
+    for item in _ops(path):
+        if item[0] < last:
+            raise _Unsorted(str(path))
+        heapq.heappush(heap, item)
+        newest = max(newest, item[0])
+        while heap and heap[0][0] < newest - window:
+            out = heapq.heappop(heap)
+            last = out[0]
+            yield out
+    while heap:
+        yield heapq.heappop(heap)
+
+
+def _merge_history(paths: list[Path], out: IO[str] | None, builder: DigestBuilder | None,
+                   window: float) -> None:
+    for _t, _n, line, d in heapq.merge(*(_in_order(p, window) for p in paths),
+                                       key=lambda item: item[0]):
+        if out is not None:
+            out.write(line)
+        if builder is not None:
+            builder.fold(d)
+
+
+@dataclass(frozen=True, eq=False)
+class RunRecords:
+    """What the checks read from a run's records: the requests as columns and the history
+    digest (None when it was not built)."""
+
+    requests: RequestFrame
+    history: HistoryDigest | None
+
+
+def merge_records(record_dir: Path, run_dir: Path, *, digest: bool = True,
+                  winner: StoreSnapshot | None = None) -> RunRecords:
+    """Write ``run_dir/requests.jsonl`` and ``run_dir/history.jsonl`` (fsync'd) from the load's
+    files in ``record_dir``, reading each once, and return the requests as columns and (with
+    ``digest``) the history digest trimmed for ``winner``, the final read's authoritative
+    snapshot (module docstring). `SpecError` for a malformed record, `OSError` if a file
+    cannot be written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frame = read_frame(sorted(record_dir.glob(REQUESTS_GLOB)))
+    _write_synced(run_dir / REQUESTS_FILE, frame.jsonl())
+    paths = sorted(record_dir.glob(HISTORY_GLOB))
+    for window in (REORDER_S, float("inf")):
+        builder = DigestBuilder(trim=True, winner=winner) if digest else None
+        try:
+            with _synced(run_dir / HISTORY_FILE) as out:
+                _merge_history(paths, out, builder, window)
+        except _Unsorted:
+            continue
+        break
+    return RunRecords(frame, None if builder is None else builder.build())
+
+
+@contextmanager
+def _synced(path: Path) -> Iterator[IO[str]]:
+    """A text file for writing, flushed and fsync'd on a clean exit."""
+    with path.open("w", encoding="utf-8") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_synced(path: Path, chunks: Iterable[str]) -> None:
+    with _synced(path) as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def read_history(path: Path, *, winner: StoreSnapshot | None) -> HistoryDigest:
+    """The digest of a run's ``history.jsonl`` (trimmed for ``winner``; untrimmed when the
+    file is out of time order); `SpecError` for a malformed line."""
+    for trim in (True, False):
+        builder = DigestBuilder(trim=trim, winner=winner)
+        try:
+            for _t, _n, _line, d in _ops(path):
+                builder.fold(d)
+        except ValueError:  # out of time order: only an untrimmed digest is exact
+            continue
+        return builder.build()
+    raise AssertionError("unreachable")
 
 
 def _write(path: Path, data: Any) -> None:
@@ -66,8 +225,8 @@ class StoredRun:
 
     drill_text: str
     journal: Mapping[str, Any]
-    requests: list[Request]
-    history: list[Op]
+    requests: RequestFrame
+    history: HistoryDigest
     faults: list[FaultRecord]
     final: FinalRead | None
     preexisting: frozenset[str]
@@ -112,10 +271,10 @@ def load_run(run_dir: Path) -> StoredRun:
         final = _final_from(stored.get("final"))
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"malformed: {exc}", source=str(run_dir)) from exc
-    requests = list(read_jsonl(run_dir / "requests.jsonl", Request)) \
-        if (run_dir / "requests.jsonl").is_file() else []
-    history = list(read_jsonl(run_dir / "history.jsonl", Op)) \
-        if (run_dir / "history.jsonl").is_file() else []
+    requests = read_frame([p for p in (run_dir / REQUESTS_FILE,) if p.is_file()])
+    winner = None if final is None else final.authoritative
+    history = read_history(run_dir / HISTORY_FILE, winner=winner) \
+        if (run_dir / HISTORY_FILE).is_file() else HistoryDigest(())
     return StoredRun(
         drill_text=(run_dir / DRILL_FILE).read_text(encoding="utf-8"), journal=journal,
         requests=requests, history=history, faults=faults, final=final,

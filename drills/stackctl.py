@@ -111,7 +111,8 @@ def build(args: argparse.Namespace, console: Console) -> int:
     def log(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    report = build_images(base_image=args.base_image, log=log)
+    report = build_images(base_image=args.base_image, offline=args.offline,
+                          namespace=args.namespace, log=log)
     log(str(report))
     return EXIT_OK
 

@@ -8,7 +8,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from drills.checks import (
@@ -21,6 +21,8 @@ from drills.checks import (
     check_split_brain,
     check_zero_reads,
 )
+from drills.checks.digest import HistoryDigest
+from drills.checks.frame import RequestFrame, as_frame
 from drills.journal import Judgement, Objective
 from drills.model import CheckResult, FaultRecord, FinalRead, Op, Request
 from drills.schedule import FaultPlan
@@ -36,9 +38,10 @@ def fault_plans(spec: DrillSpec) -> list[FaultPlan]:
 
 
 def baseline_health(
-    requests: Sequence[Request], *, t0: float, baseline_s: float
+    requests: Iterable[Request], *, t0: float, baseline_s: float
 ) -> dict[str, float]:
-    """Success rate per operation class over the baseline window ``[t0, t0 + baseline_s)``."""
+    """Success rate per operation class over the baseline window ``[t0, t0 + baseline_s)``
+    (classes in first-seen order)."""
     total: dict[str, int] = {}
     ok: dict[str, int] = {}
     for r in requests:
@@ -141,8 +144,8 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
 def judge(
     spec: DrillSpec,
     *,
-    requests: Sequence[Request],
-    history: Sequence[Op],
+    requests: Sequence[Request] | RequestFrame,
+    history: Sequence[Op] | HistoryDigest,
     faults: Sequence[FaultRecord],
     final: FinalRead | None,
     t0: float,
@@ -154,14 +157,18 @@ def judge(
 ) -> Judgement:
     """Run every check and judge every objective of ``spec`` (see `drills.journal.Judgement`).
 
-    ``classes`` are the run's operation classes (the target's, in report order); None or
-    empty: the classes of ``requests`` in first-seen order. ``final`` None: the target has no
+    ``requests`` and ``history`` are the records as lists, or as columns and a digest
+    (`drills.runstore.merge_records`: the same verdict in bounded memory). ``classes`` are
+    the run's operation classes (the target's, in report order); None or empty: the classes
+    of ``requests`` in first-seen order. ``final`` None: the target has no
     final-read contract; the checks that need one say "not measured" (and the drill judges no
     data objective: `drills.spec.Objectives.names`).
 
     A check that crashes judges nothing (its objectives are unknown) and is named in
     ``Judgement.crashed``; the others judge as usual."""
     baseline_end = t0 + spec.timeline.baseline
+    requests = as_frame(requests)
+    history = HistoryDigest.of(history)  # paired once for every check
     include_degraded = spec.objectives.zero_reads != "fresh"
     minimum = None if spec.objectives.exposure is None else \
         spec.objectives.exposure.min_writes_at_risk
@@ -218,7 +225,7 @@ def judge(
         "retried_writes": exposure.get("retried"),
         "degraded_reads": exposure.get("degraded_reads"),
         "requests": len(requests),
-        "errors": sum(not r.ok for r in requests),
+        "errors": requests.errors_count(),
         "converged": converged,
         "quiesce_s": round(quiesce_s, 2),
         "primary_after": final.primary if final is not None else None,

@@ -1,6 +1,8 @@
 """``pip install`` of the project as a user does it (a copy of the checkout, NOT editable), then
 the images built by the INSTALLED package from a directory outside any checkout: what
-``drill stack build`` does, offline and under a namespace of its own.
+``drill stack build`` does, offline and under a namespace of its own; then, as a new user would,
+``drill init`` and a drill of a system nobody here wrote (examples/redis-sentinel) on docker,
+to a verdict with RTO and lost-write figures.
 
 Starts: a venv under tmp, ``pip install`` (the user's pip cache, and PyPI or the configured index
 for what it lacks), the Docker builds (removed afterwards). The Debian rootfs and wheelhouse
@@ -11,6 +13,7 @@ layers are made from scratch.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -109,5 +112,17 @@ def test_images_build_from_a_plain_pip_install_outside_the_checkout(tmp_path: Pa
         usage = client.containers.run(app_image(ns), ["drill", "--help"], network_mode="none",
                                       remove=True).decode()  # fmt: skip
         assert usage.startswith("usage: drill")
-    print(f"\npip install {installed - started:.0f} s, build {time.monotonic() - installed:.0f} s"
-          f"\n{out}")
+    built = time.monotonic()
+    drill = str(python.parent / "drill")
+    run([drill, "init", "mine"], cwd=elsewhere, timeout=60)
+    assert "ok" in run([drill, "validate", "mine/drill.yaml"], cwd=elsewhere, timeout=60)
+    run([str(python), "-m", "pip", "install", "--quiet", "redis>=5"], cwd=elsewhere, timeout=300)
+    example = tmp_path / "src" / "examples" / "redis-sentinel" / "drill.yaml"
+    run([drill, "run", str(example), "--out", "run"], cwd=elsewhere, timeout=900)
+    journal = json.loads((elsewhere / "run" / "journal.json").read_text())
+    measured = {o["name"]: o for o in journal["objectives"]}
+    assert journal["verdict"] == "pass" and journal["target"] == "custom", journal["error"]
+    assert measured["rto.write"]["passed"] and measured["rto.write"]["measured"].endswith("s")
+    assert " lost of " in measured["lost_acked_writes"]["measured"]
+    print(f"\npip install {installed - started:.0f} s, build {built - installed:.0f} s, "
+          f"init + redis drill {time.monotonic() - built:.0f} s\n{out}")

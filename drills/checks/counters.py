@@ -30,8 +30,9 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import Completion, by_id, completions
+from drills.checks.history import Completion, by_id
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
 
@@ -91,14 +92,14 @@ def _pairs(snap: StoreSnapshot) -> set[tuple[str, str]]:
 
 
 def counter_bounds(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     final: StoreSnapshot,
     preexisting: frozenset[str] = frozenset(),
     initial: StoreSnapshot | None = None,
 ) -> tuple[CounterBound, ...]:
     """Bounds for every (key, counter) to check (module docstring), ordered by key, counter."""
-    tallies = _tallies(by_id(completions(history)).values())
+    tallies = _tallies(by_id(as_digest(history).attempts).values())
     names = {c for _, c in tallies} | final.counter_names() | (
         set() if initial is None else initial.counter_names())
     wanted = set(tallies) | _pairs(final) | {(k, c) for k in final.keys for c in names}
@@ -125,7 +126,7 @@ def _bound_line(b: CounterBound) -> str:
 
 
 def check_counters(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     final: FinalRead,
     preexisting: frozenset[str] = frozenset(),
@@ -189,10 +190,11 @@ def _ack_times(ops: Iterable[Completion]) -> dict[tuple[str, str], list[float]]:
     return acks
 
 
-def zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> tuple[ZeroRead, ...]:
+def zero_reads(history: Iterable[Op] | HistoryDigest, *,
+               include_degraded: bool = True) -> tuple[ZeroRead, ...]:
     """Every read (or list-read item) that saw 0 for a counter with increments acked before
     its invoke (module docstring), earliest first; one per (read, key, counter)."""
-    ops = completions(history)
+    ops = as_digest(history).attempts
     acks = _ack_times(ops)
     found: dict[tuple[str, float, str, str], ZeroRead] = {}
     for c in _judged_reads(ops, include_degraded=include_degraded):
@@ -208,7 +210,8 @@ def zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> tuple
                                                        z.counter)))
 
 
-def check_zero_reads(history: Iterable[Op], *, include_degraded: bool = True) -> CheckResult:
+def check_zero_reads(history: Iterable[Op] | HistoryDigest, *,
+                     include_degraded: bool = True) -> CheckResult:
     """Flag zero reads (module docstring); ``include_degraded=False`` leaves degraded reads
     unjudged (``zero_reads: fresh`` in a drill file).
 
@@ -217,22 +220,21 @@ def check_zero_reads(history: Iterable[Op], *, include_degraded: bool = True) ->
     ``reads_judged`` (ok reads judged), ``reads_skipped_degraded``. Findings give each one
     (read id, key, counter, time, store, degraded or not).
     """
-    history = list(history)
-    ops = completions(history)
-    judged = _judged_reads(ops, include_degraded=include_degraded)
-    skipped = len(_judged_reads(ops, include_degraded=True)) - len(judged)
-    found = zero_reads(history, include_degraded=include_degraded)
+    digest = as_digest(history)
+    judged = digest.reads_judged + (digest.reads_judged_degraded if include_degraded else 0)
+    skipped = 0 if include_degraded else digest.reads_judged_degraded
+    found = zero_reads(digest, include_degraded=include_degraded)
     degraded = sum(1 for z in found if z.degraded is True)
     note = f" ({skipped} degraded reads not judged)" if skipped else ""
     return CheckResult(
         name="zero_reads",
         passed=not found,
-        summary=(f"no read saw a counter at 0 after increments were acked ({len(judged)} reads "
+        summary=(f"no read saw a counter at 0 after increments were acked ({judged} reads "
                  f"judged){note}" if not found else
                  f"{len(found)} reads saw a counter at 0 after increments were acked "
                  f"({degraded} of them degraded){note}"),
         metrics={"zero_reads": len(found), "zero_read_keys": len({z.key for z in found}),
-                 "zero_reads_degraded": degraded, "reads_judged": len(judged),
+                 "zero_reads_degraded": degraded, "reads_judged": judged,
                  "reads_skipped_degraded": skipped},
         findings=bounded(
             f"read {z.read_id}{' (list item)' if z.item else ''} of {z.key} invoked at "

@@ -37,8 +37,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import INCREMENTS, WRITES, Completion, by_id, completions
+from drills.checks.history import INCREMENTS, WRITES, Completion, by_id
 from drills.errors import SpecError
 from drills.model import CheckResult, FaultRecord, Op
 
@@ -136,7 +137,7 @@ def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:
 
 
 def measure_exposure(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     faults: Sequence[FaultRecord],
     window_s: float,
@@ -149,7 +150,7 @@ def measure_exposure(
     """
     if not (math.isfinite(window_s) and window_s >= 0):
         raise SpecError(f"must be a number of seconds >= 0, got {window_s!r}", field="window_s")
-    everything = completions(history)
+    everything = as_digest(history).attempts
     attempts = [c for c in everything if c.f in WRITES]
     merged = list(by_id(attempts).values())
     reads = [c for c in everything if c.f == "read" and c.type == "ok" and c.degraded is True]
@@ -193,7 +194,7 @@ def _per_fault(p: FaultExposure) -> dict[str, object]:
 
 
 def check_exposure(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     faults: Sequence[FaultRecord],
     window_s: float,

@@ -64,11 +64,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from drills.checks.buckets import EDGE_S, complete_buckets, tally
+from drills.checks.columns import ClassColumns
 from drills.checks.findings import bounded
+from drills.checks.frame import RequestFrame
 from drills.checks.params import AnalysisParams
 from drills.checks.silence import baseline_quiet, silent, stall
 from drills.errors import SpecError
 from drills.model import CheckResult, FaultRecord, Request, Rto, classes_of
+
+Requests = Sequence[Request] | RequestFrame
 
 DEFAULT_PARAMS = AnalysisParams()
 
@@ -113,7 +117,8 @@ def _recovery_index(good: Sequence[bool], *, start: int, hold: int,
 
 
 def _baseline(
-    reqs: Sequence[Request], *, start: float, end: float, params: AnalysisParams
+    reqs: Sequence[Request], *, start: float, end: float, bucket_s: float,
+    min_bucket_requests: float,
 ) -> tuple[float, float, float] | None:
     """(success rate, requests per bucket, bucket width) of the baseline; None if no traffic.
 
@@ -122,13 +127,61 @@ def _baseline(
     base = [r for r in reqs if start - EDGE_S <= r.t < end - EDGE_S]
     if not base:
         return None
-    per_bucket = len(base) * params.bucket_s / (end - start)
-    widen = max(1, math.ceil(params.min_bucket_requests / per_bucket - 1e-9))
-    return sum(r.ok for r in base) / len(base), per_bucket * widen, params.bucket_s * widen
+    per_bucket = len(base) * bucket_s / (end - start)
+    widen = max(1, math.ceil(min_bucket_requests / per_bucket - 1e-9))
+    return sum(r.ok for r in base) / len(base), per_bucket * widen, bucket_s * widen
+
+
+class _ClassList:
+    """One class's requests for one fault's measurement, as a list: the reference that
+    `drills.checks.columns.ClassColumns` computes the same way on columns."""
+
+    def __init__(self, requests: Sequence[Request], *, op: str, span_end: float,
+                 end: float) -> None:
+        # a request that failed while in flight at the next fault's injection (it started in
+        # this span, its error came after) is that fault's victim, not this one's outage
+        self.reqs = sorted((_availability(r) for r in requests if r.op == op and (
+            r.ok or span_end >= end or not r.t < span_end <= r.t + r.duration)),
+            key=lambda r: r.t)
+
+    def first_error_success(self, *, t_f: float, span_end: float
+                            ) -> tuple[float | None, float | None]:
+        return _first_error_success(self.reqs, t_f=t_f, span_end=span_end)
+
+    def baseline(self, *, start: float, end: float, bucket_s: float,
+                 min_bucket_requests: float) -> tuple[float, float, float] | None:
+        return _baseline(self.reqs, start=start, end=end, bucket_s=bucket_s,
+                         min_bucket_requests=min_bucket_requests)
+
+    def tally(self, *, origin: float, width: float, n: int) -> tuple[list[int], list[int]]:
+        return tally(self.reqs, origin=origin, width=width, n=n)
+
+    def baseline_quiet(self, *, start: float, end: float, width: float) -> int:
+        return baseline_quiet(self.reqs, start=start, end=end, width=width)
+
+    def stall(self, *, t_f: float, span_end: float, revert: float | None,
+              baseline: tuple[float, float], near: float, next_fault: bool = False
+              ) -> float | None:
+        return stall(self.reqs, t_f=t_f, span_end=span_end, revert=revert, baseline=baseline,
+                     near=near, next_fault=next_fault)
+
+
+def _class_view(requests: Requests, *, op: str, span_end: float,
+                end: float) -> _ClassList | ClassColumns:
+    if isinstance(requests, RequestFrame):
+        return ClassColumns.of(requests, op=op, span_end=span_end, end=end)
+    return _ClassList(requests, op=op, span_end=span_end, end=end)
+
+
+def _latest(requests: Requests, default: float) -> float:
+    """The latest start time of ``requests`` (``default`` when there is none)."""
+    if isinstance(requests, RequestFrame):
+        return float(requests.t.max()) if len(requests) else default
+    return max((r.t for r in requests), default=default)
 
 
 def measure_rto(
-    requests: Sequence[Request],
+    requests: Requests,
     *,
     op: str,
     fault: FaultRecord,
@@ -141,23 +194,21 @@ def measure_rto(
 ) -> Rto:
     """Measure the RTO of class ``op`` after ``fault`` (definitions in the module docstring).
 
-    ``requests`` is the whole record (every class); ``end`` defaults to its latest start and
-    ``span_end`` to ``end``. Raises `SpecError` for an empty baseline window.
+    ``requests`` is the whole record (every class), a list or a `RequestFrame` (the same
+    result, computed on columns); ``end`` defaults to its latest start and ``span_end`` to
+    ``end``. Raises `SpecError` for an empty baseline window.
     """
     if not baseline_end > baseline_start:
         raise SpecError(f"baseline window [{baseline_start}, {baseline_end}) is empty",
                         field="baseline")
     t_f = fault.injected_at
     if end is None:
-        end = max((r.t for r in requests), default=t_f)
+        end = _latest(requests, default=t_f)
     span_end = end if span_end is None else min(span_end, end)
-    # a request that failed while in flight at the next fault's injection (it started in
-    # this span, its error came after) is that fault's victim, not this one's outage
-    reqs = sorted((_availability(r) for r in requests if r.op == op
-                   and (r.ok or span_end >= end or not r.t < span_end <= r.t + r.duration)),
-                  key=lambda r: r.t)
-    first_err, first_ok = _first_error_success(reqs, t_f=t_f, span_end=span_end)
-    base = _baseline(reqs, start=baseline_start, end=baseline_end, params=params)
+    reqs = _class_view(requests, op=op, span_end=span_end, end=end)
+    first_err, first_ok = reqs.first_error_success(t_f=t_f, span_end=span_end)
+    base = reqs.baseline(start=baseline_start, end=baseline_end, bucket_s=params.bucket_s,
+                         min_bucket_requests=params.min_bucket_requests)
     if base is None:
         return Rto(op, fault.id, None, False, first_err, first_ok, 0.0, None, None, 0.0,
                    params.bucket_s)
@@ -170,8 +221,8 @@ def measure_rto(
     cut = math.floor if span_end < end else math.ceil
     in_span = min(n, max(0, cut((span_end - t_f + (EDGE_S if cut is math.floor else -EDGE_S))
                                 / width)))
-    counts, oks = tally(reqs, origin=t_f, width=width, n=n)
-    gaps = baseline_quiet(reqs, start=baseline_start, end=baseline_end, width=width)
+    counts, oks = reqs.tally(origin=t_f, width=width, n=n)
+    gaps = reqs.baseline_quiet(start=baseline_start, end=baseline_end, width=width)
     quiet = gaps > 0
     hush = silent(counts, allowed=gaps)
     below = [silence or (c > 0 and o / c < theta and (o == 0 or c - o > params.stragglers))
@@ -201,7 +252,7 @@ def measure_rto(
     rto_s = None if j is None else j * width
     if later:
         rto_s = None if rto_s is None or failback_s is None else max(rto_s, failback_s)
-    stalled = stall(reqs, t_f=t_f, span_end=span_end, revert=fault.reverted_at,
+    stalled = reqs.stall(t_f=t_f, span_end=span_end, revert=fault.reverted_at,
                     baseline=(baseline_start, baseline_end), near=params.hold_s,
                     next_fault=span_end < end)
     if rto_s is not None and stalled is not None and (rto_s == 0 or stalled > rto_s + width):
@@ -226,7 +277,7 @@ def measure_rto(
 
 
 def measure_rtos(
-    requests: Sequence[Request],
+    requests: Requests,
     *,
     faults: Sequence[FaultRecord],
     baseline_start: float,
@@ -243,10 +294,13 @@ def measure_rtos(
     first-seen order. Faults are taken in injection order; the result is ordered by fault,
     then by class.
     """
-    classes = classes_of(requests, classes)
+    if isinstance(requests, RequestFrame):
+        classes = tuple(classes) if classes else requests.classes
+    else:
+        classes = classes_of(requests, classes)
     ordered = sorted(faults, key=lambda f: f.injected_at)
     if end is None:
-        end = max((r.t for r in requests), default=0.0)
+        end = _latest(requests, default=0.0)
     out: list[Rto] = []
     for i, fault in enumerate(ordered):
         span_end = ordered[i + 1].injected_at if i + 1 < len(ordered) else end
@@ -340,7 +394,7 @@ def judge_rto(
 
 
 def check_rto(
-    requests: Sequence[Request],
+    requests: Requests,
     *,
     faults: Sequence[FaultRecord],
     baseline_start: float,

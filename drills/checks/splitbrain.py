@@ -59,8 +59,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from drills.checks.counters import CounterBound, counter_bounds
+from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import INCREMENTS, WRITES, Completion, completions
+from drills.checks.history import INCREMENTS, WRITES, Completion
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
 #: How many of a read's vanished keys a finding names.
@@ -325,7 +326,8 @@ def _history_part(overlap: Sequence[OverlappingAck], vanished: Sequence[Vanished
     return " and ".join(parts) + f" after {winner} took over"
 
 
-def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> CheckResult:
+def check_split_brain(history: Iterable[Op] | HistoryDigest, *,
+                      final: FinalRead | None) -> CheckResult:
     """Split-brain check (module docstring).
 
     Metrics: ``split_brain`` ((a), (b), (d) or (e)), ``sources`` (sorted names among
@@ -336,14 +338,14 @@ def check_split_brain(history: Iterable[Op], *, final: FinalRead | None) -> Chec
     ``acks_without_epoch``, ``stores_compared``, ``stores_unreachable``. Findings: history
     evidence, then epoch evidence, then divergent keys, then what could not be judged.
     """
-    history = list(history)
-    attempts = completions(history)
+    winner = None if final is None else final.authoritative
+    digest = as_digest(history, winner)
+    attempts = digest.attempts
     ops = [c for c in attempts if c.type == "ok" and c.f in WRITES]
     acks = _acks(ops)
     conflicts, stale = epoch_conflicts(acks), stale_acks(acks)
-    winner = None if final is None else final.authoritative
     overlap = () if winner is None else overlapping_acks(
-        attempts, winner=winner, bounds=counter_bounds(history, final=winner))
+        attempts, winner=winner, bounds=counter_bounds(digest, final=winner))
     vanished = () if winner is None else vanished_reads(attempts, winner=winner)
     stores = () if final is None else final.stores
     reachable = [s for s in stores if s.reachable]

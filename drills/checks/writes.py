@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import Completion, outcomes
+from drills.checks.history import Completion, by_id
 from drills.model import CheckResult, FaultRecord, FinalRead, LostWrite, Op, StoreSnapshot
 
 
@@ -42,13 +43,14 @@ class WriteSets:
 
 
 def write_sets(
-    history: Iterable[Op], *, final: StoreSnapshot, preexisting: frozenset[str] = frozenset()
+    history: Iterable[Op] | HistoryDigest, *, final: StoreSnapshot,
+    preexisting: frozenset[str] = frozenset(),
 ) -> WriteSets:
     """Compute A, K, R and the derived sets from a history and one store's snapshot.
 
     Several op ids writing one key merge as one key: acknowledged if any was."""
     writes: dict[str, Completion] = {}
-    for c in outcomes(history).values():
+    for c in by_id(as_digest(history).attempts).values():
         if c.f != "write":
             continue
         key = c.key or c.id
@@ -81,7 +83,7 @@ def lost_writes(sets: WriteSets, keys: Iterable[str]) -> tuple[LostWrite, ...]:
 
 
 def check_acked_writes(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     final: FinalRead,
     preexisting: frozenset[str] = frozenset(),
@@ -156,7 +158,7 @@ def observed_rpo(
 
 
 def check_rpo(
-    history: Iterable[Op],
+    history: Iterable[Op] | HistoryDigest,
     *,
     final: FinalRead,
     faults: Sequence[FaultRecord],

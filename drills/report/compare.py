@@ -34,12 +34,13 @@ from typing import Any, Literal
 from rich.markup import escape
 from rich.table import Table
 
+from drills.checks.frame import RequestFrame, as_frame
 from drills.duration import parse_duration
 from drills.errors import SpecError
 from drills.journal import Journal
 from drills.model import Request, Rto
 from drills.report.classes import journal_classes, ordered
-from drills.report.load import load_journal, load_requests
+from drills.report.load import load_frame, load_journal
 
 Trend = Literal["better", "worse", "same", "changed"]
 INF = math.inf
@@ -272,16 +273,16 @@ def _rate_change(metric: str, a: tuple[int, int] | None, b: tuple[int, int] | No
     return Change("errors", metric, _rate_text(*a), _rate_text(*b), rate_trend(a, b))
 
 
-def _errors_by_class(requests: Sequence[Request]) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    for r in requests:
-        err, total = out.get(r.op, (0, 0))
-        out[r.op] = (err + (not r.ok), total + 1)
-    return out
+Records = Sequence[Request] | RequestFrame
+
+
+def _errors_by_class(requests: Records) -> dict[str, tuple[int, int]]:
+    """Class -> (failed, requests), classes in first-seen order."""
+    return {op: (failed, total) for op, (total, failed) in as_frame(requests).per_class().items()}
 
 
 def _error_changes(
-    a: Journal, b: Journal, req_a: Sequence[Request] | None, req_b: Sequence[Request] | None
+    a: Journal, b: Journal, req_a: Records | None, req_b: Records | None
 ) -> list[Change]:
     def overall(j: Journal) -> tuple[int, int] | None:
         e, n = _num(j.metrics.get("errors")), _num(j.metrics.get("requests"))
@@ -335,8 +336,8 @@ def compare_journals(
     b: Journal,
     *,
     labels: tuple[str, str] = ("A", "B"),
-    requests_a: Sequence[Request] | None = None,
-    requests_b: Sequence[Request] | None = None,
+    requests_a: Records | None = None,
+    requests_b: Records | None = None,
 ) -> Comparison:
     """Compare two journals (module docstring); ``labels`` name the runs in messages.
 
@@ -365,7 +366,7 @@ def compare(run_a: Path, run_b: Path) -> Comparison:
     """
     a, b = load_journal(run_a), load_journal(run_b)
     return compare_journals(a, b, labels=(str(run_a), str(run_b)),
-                            requests_a=load_requests(run_a), requests_b=load_requests(run_b))
+                            requests_a=load_frame(run_a), requests_b=load_frame(run_b))
 
 
 def _headline(c: Comparison) -> str:

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from drills import __version__
 from drills.checks.findings import MAX_FINDINGS
+from drills.checks.frame import RequestFrame, as_frame
 from drills.duration import parse_duration
 from drills.errors import EnvironmentError_
 from drills.journal import Journal
@@ -229,17 +230,19 @@ def _faults(j: Journal, clock: Clock) -> tuple[FaultRow, ...]:
     )
 
 
-def _plots(j: Journal, requests: Sequence[Request] | None) -> tuple[tuple[PlotView, ...], str]:
-    if requests is None:
+def _plots(j: Journal, records: Sequence[Request] | RequestFrame | None
+           ) -> tuple[tuple[PlotView, ...], str]:
+    if records is None:
         return (), "No request record (requests.jsonl): the run ended before the load."
-    if not requests:
+    requests = as_frame(records)
+    if not len(requests):
         return (), "The request record is empty: the load made no request."
     rto = next((c for c in j.checks if c.name == "rto"), None)
     by_fault = rto.metrics.get("rto_by_fault") if rto is not None else None
     if not isinstance(by_fault, Mapping):
         by_fault = {}
-    origin = j.load_started_at if j.load_started_at is not None else requests[0].t
-    classes = ordered(journal_classes(j), (r.op for r in requests))
+    origin = j.load_started_at if j.load_started_at is not None else float(requests.t[0])
+    classes = ordered(journal_classes(j), requests.classes)
     plots = class_plots(requests, origin=origin, faults=j.faults, rto_by_fault=by_fault,
                         classes=classes,
                         baseline=j.baseline, bucket_s=plot_bucket_s(_analysis_bucket(j.spec)))
@@ -293,7 +296,7 @@ def _verdict(j: Journal) -> tuple[str, str, str]:
     return j.verdict.upper(), cls, note
 
 
-def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
+def build_page(j: Journal, requests: Sequence[Request] | RequestFrame | None) -> Page:
     """The formatted page of one run (``requests`` None when the run has no record)."""
     clock = Clock(j.load_started_at)
     checks = {c.name: c for c in j.checks}
@@ -333,7 +336,8 @@ def build_page(j: Journal, requests: Sequence[Request] | None) -> Page:
     )
 
 
-def render_html(journal: Journal, requests: Sequence[Request] | None) -> str:
+def render_html(journal: Journal, requests: Sequence[Request] | RequestFrame | None
+                ) -> str:
     """The report page as one HTML string (see the module docstring).
 
     Raises `EnvironmentError_` if the template is missing or broken (an installation fault).
@@ -350,7 +354,8 @@ def render_html(journal: Journal, requests: Sequence[Request] | None) -> str:
         raise EnvironmentError_(f"cannot render {TEMPLATE}: {exc}") from exc
 
 
-def write_html(path: Path, journal: Journal, requests: Sequence[Request] | None) -> Path:
+def write_html(path: Path, journal: Journal,
+               requests: Sequence[Request] | RequestFrame | None) -> Path:
     """Write `render_html` to ``path`` atomically (a reader never sees half a page)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drills.checks.frame import RequestFrame
 from drills.errors import EnvironmentError_, SpecError
 from drills.journal import JOURNAL_FILE, Journal, Objective, PhaseRecord
 from drills.model import CheckResult, FaultRecord, Request, read_jsonl
@@ -189,6 +190,15 @@ def load_requests(run_dir: Path) -> list[Request] | None:
         raise SpecError(f"cannot read: {exc}", source=str(path)) from exc
 
 
+def load_frame(run_dir: Path) -> RequestFrame | None:
+    """`load_requests` as columns (`RequestFrame`): what the reports plot, in bounded
+    memory. Raises `SpecError` for a malformed line."""
+    from drills.runstore import read_frame
+
+    path = Path(run_dir) / REQUESTS_FILE
+    return read_frame([path]) if path.exists() else None
+
+
 def regenerate(run_dir: Path) -> list[Path]:
     """Rewrite ``report.md``, ``junit.xml`` and ``report.html`` of ``run_dir`` from its
     ``journal.json`` and ``requests.jsonl`` (``drill report RUN_DIR``); return their paths.
@@ -199,7 +209,7 @@ def regenerate(run_dir: Path) -> list[Path]:
     """
     run_dir = Path(run_dir)
     journal = load_journal(run_dir)
-    requests = load_requests(run_dir)
+    requests = load_frame(run_dir)
     md, junit, html = run_dir / MARKDOWN_FILE, run_dir / JUNIT_FILE, run_dir / HTML_FILE
     try:
         write_markdown(md, journal)

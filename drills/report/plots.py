@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from drills.checks import Series, series_by_class
-from drills.model import FaultRecord, Request, classes_of
+from drills.checks import Series
+from drills.checks.columns import frame_series
+from drills.checks.frame import RequestFrame, as_frame
+from drills.model import FaultRecord, Request
 
 #: Plots group requests into buckets at least this wide (s): at 250 ms a class doing a few
 #: requests per second shows 0 % / 100 % noise, not a trend.
@@ -177,7 +179,7 @@ def timeline_png(
 
 
 def class_plots(
-    requests: Sequence[Request],
+    requests: Sequence[Request] | RequestFrame,
     *,
     origin: float,
     faults: Sequence[FaultRecord] = (),
@@ -192,15 +194,16 @@ def class_plots(
     ``origin`` is the load start (x = 0); the grid ends at the last request's start. Returns
     an empty tuple when there are no requests.
     """
-    present = {r.op for r in requests}
-    wanted = [c for c in classes_of(requests, classes) if c in present]
+    frame = as_frame(requests)
+    present = set(frame.classes)
+    wanted = [c for c in (classes or frame.classes) if c in present]
     if not wanted:
         return ()
-    end = max(r.t for r in requests)
+    end = float(frame.t.max())
     windows = fault_windows(faults, origin=origin)
     plots = []
-    for series in series_by_class(requests, bucket_s=bucket_s, origin=origin, end=end,
-                                  classes=wanted):
+    for op in wanted:
+        series = frame_series(frame, op=op, bucket_s=bucket_s, origin=origin, end=end)
         marks = rto_marks(series.op, faults=faults, rto_by_fault=rto_by_fault or {},
                           origin=origin)
         caption = _caption(series, marks)

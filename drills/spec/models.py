@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
-from pydantic import PrivateAttr, ValidationInfo, model_validator
+from pydantic import PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from drills.duration import PositiveDuration, format_duration
+from drills.errors import show_value
 from drills.model import Verdict
 from drills.spec._base import SpecModel, invalid
 from drills.spec._base import doc_field as _f
@@ -55,6 +56,11 @@ class HotSpec(SpecModel):
                       doc="Share of counter increments and counter reads that go to a hot key.")
 
 
+#: The most Locust processes ``load.workers`` may ask for.
+MAX_LOAD_WORKERS = 64
+_WORKERS_TYPE = f"1 <= int <= {MAX_LOAD_WORKERS}, or auto"
+
+
 class LoadSpec(SpecModel):
     """The load: Locust users pacing toward a total request rate."""
 
@@ -77,6 +83,18 @@ class LoadSpec(SpecModel):
                       "502/503/504), with the same idempotency key.")
     burst: BurstSpec = _f(BurstSpec(), typ="mapping", doc="Write bursts at injection (below).")
     hot: HotSpec = _f(HotSpec(), typ="mapping", doc="Hot keys (below).")
+    workers: int | Literal["auto"] = _f(
+        1, typ=_WORKERS_TYPE, doc="Locust processes generating the load: 1 = one process; more "
+        "run Locust's master/worker mode on this machine (users spread over the workers, each "
+        "pacing as before); auto = one per CPU core. One process drives ~1,000 req/s of "
+        "ClipStream's mix.")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_in_range(cls, value: Any) -> Any:
+        if value == "auto" or (type(value) is int and 1 <= value <= MAX_LOAD_WORKERS):
+            return value
+        raise invalid("", f"expected {_WORKERS_TYPE}, got {show_value(value)}")
 
     @model_validator(mode="after")
     def _target_classes(self, info: ValidationInfo) -> LoadSpec:

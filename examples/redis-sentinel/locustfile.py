@@ -26,11 +26,18 @@ The first Sentinel is the Locust host (``-H``, ``http://<ip>:26379`` or ``<ip>:2
 drill's ``stack.entry``), the others are learnt from it (``SENTINEL SENTINELS``); or all are
 given in ``REDIS_SENTINELS`` (``host:port,host:port``).
 
+Pacing: each user aims at rate/users operations per second, as Locust's ``constant_throughput``
+(slow answers shorten the wait). Under the harness, users also honour the drill's write bursts
+(``load.burst``): within ``width / 2`` of each fault's injection they pace ``multiplier`` times
+faster (`drills.load.pacing`, offsets counted from `drills.record.started_at`), so more writes
+are in flight, and at risk, when a fault lands. A user mixes SET, INCR and GET, so its reads
+speed up with its writes.
+
 Environment (all optional): ``DRILLS_RATE`` and ``DRILLS_USERS`` (the harness's target rate:
-each user paces at rate/users operations per second; default 5 per user), ``DRILLS_TIMEOUT_S``
-(socket timeout, default 1.0 s), ``REDIS_WAIT_REPLICAS`` (0: off) and ``REDIS_WAIT_TIMEOUT_MS``
+default 5 per user), ``DRILLS_TIMEOUT_S`` (socket timeout, default 1.0 s), the harness's burst
+variables (``DRILLS_BURSTS``...), ``REDIS_WAIT_REPLICAS`` (0: off) and ``REDIS_WAIT_TIMEOUT_MS``
 (default 500). Without ``DRILLS_RECORD_DIR`` (plain ``locust -f locustfile.py``) or without
-`drills` installed, nothing is recorded and the load runs the same.
+`drills` installed, nothing is recorded, there are no bursts, and the load runs the same.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
-from locust import User, constant_throughput, events, task
+from locust import User, events, task
 from locust.env import Environment
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -54,6 +61,8 @@ from redis.sentinel import Sentinel
 
 try:
     from drills import record
+    from drills.load.pacing import wait_s
+    from drills.load.records import LoadSettings
 except ImportError:  # plain Locust without drills: load only
     record = None  # type: ignore[assignment]
 
@@ -106,6 +115,11 @@ class Primary:
     epoch: int
 
 
+def _no_start() -> float | None:
+    """No start marker: the load runs without the harness."""
+    return None
+
+
 @dataclass
 class Cluster:
     """What every user of this Locust process shares: the Sentinels and the settings."""
@@ -115,6 +129,9 @@ class Cluster:
     wait_replicas: int
     wait_timeout_ms: int
     history: Any
+    rate: float = 5.0  # operations per second and user
+    bursts: Any = None  # drills.load.pacing.Bursts when the harness runs the load
+    t0: Callable[[], float | None] = _no_start  # the load's start: burst offsets count from it
     rng: random.Random = field(default_factory=random.Random)
     names: dict[str, str] = field(default_factory=dict)  # "host:port" -> node name
 
@@ -179,21 +196,22 @@ def _cluster(environment: Environment) -> Cluster:
     else:
         raise ValueError("no Sentinel: give the Locust host (-H <ip>:26379) or REDIS_SENTINELS")
     history: Any = NoHistory()
+    bursts: Any = None
+    t0: Callable[[], float | None] = _no_start
     if record is not None and os.environ.get("DRILLS_RECORD_DIR"):
         history = record.history()
+        bursts = LoadSettings.from_env(os.environ).burst_plan
+        t0 = record.started_at
     elif record is None:
         log.warning("drills is not installed: no history is recorded")
+    rate = float(os.environ.get("DRILLS_RATE", "0") or 0)
+    users = int(os.environ.get("DRILLS_USERS", "0") or 0)
     return Cluster(sentinels=sentinels,
                    timeout_s=float(os.environ.get("DRILLS_TIMEOUT_S", "1.0")),
                    wait_replicas=int(os.environ.get("REDIS_WAIT_REPLICAS", "0")),
                    wait_timeout_ms=int(os.environ.get("REDIS_WAIT_TIMEOUT_MS", "500")),
-                   history=history)
-
-
-def _pace() -> Callable[[User], float]:
-    rate = float(os.environ.get("DRILLS_RATE", "0") or 0)
-    users = int(os.environ.get("DRILLS_USERS", "0") or 0)
-    return constant_throughput(rate / users if rate > 0 and users > 0 else 5.0)
+                   history=history, rate=rate / users if rate > 0 and users > 0 else 5.0,
+                   bursts=bursts, t0=t0)
 
 
 class RedisClient:
@@ -264,11 +282,23 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
 class RedisUser(User):
     """A client of the Redis primary: SET new keys, INCR and GET shared counters."""
 
-    wait_time = _pace()
-
     def on_start(self) -> None:
         self.cluster: Cluster = self.environment.redis_cluster
         self.client = RedisClient(self.cluster)
+        now = time.time()
+        self.t0 = self.cluster.t0() or now
+        self.last_start = now  # the first task runs right after on_start
+
+    def wait_time(self) -> float:
+        """Constant throughput (`Cluster.rate` per second), faster inside a write burst."""
+        now = time.time()
+        if self.cluster.bursts is not None:
+            wait = wait_s(last_start=self.last_start, now=now, rate=self.cluster.rate,
+                          t0=self.t0, bursts=self.cluster.bursts)
+        else:
+            wait = max(0.0, 1.0 / self.cluster.rate - (now - self.last_start))
+        self.last_start = now + wait
+        return wait
 
     def on_stop(self) -> None:
         self.client.drop()

@@ -18,6 +18,15 @@ upload 8 %, search 6 %, stats 6 %. One class per user keeps the classes independ
 clients are: a user stuck on a timed-out upload does not stop the feed traffic of others, so
 each class's RTO and throughput reflect that class's availability alone.
 
+The client is Locust's ``FastHttpUser`` (geventhttpclient, one keep-alive connection per user):
+about a third of ``HttpUser``'s CPU per request, which is what lets one Locust process drive
+~1,000 req/s of this mix. ``DRILLS_TIMEOUT_S`` is both its ``connection_timeout`` and its
+``network_timeout`` (per socket operation, as requests' read timeout is); it never retries on
+its own (``max_retries`` 0: our retries are explicit, below). Answers are classified by
+`drills.record.outcome_of`, as the shim classifies the request records. In Locust's
+distributed mode the master runs this file's ``init`` only to fix the user counts per class
+(it dispatches the users to the workers); each worker records its own history.
+
 - **Bursts**: write users (upload, view, like) pace ``DRILLS_BURST_MULTIPLIER`` times faster
   while the time is within ``DRILLS_BURST_WIDTH_S / 2`` of ``t0 + b`` for an offset ``b``;
   ``t0`` is `drills.record.started_at` (the shim's start marker), which the harness reads as
@@ -43,6 +52,7 @@ answer carried ``X-ClipStream-Degraded``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import random
 import threading
@@ -55,13 +65,15 @@ from types import ModuleType
 from typing import Any
 
 import gevent
-from locust import HttpUser, events, task
+from locust import FastHttpUser, events, task
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner
 
 from drills import record
 from drills.load.keys import KnownKeys
-from drills.load.outcome import Outcome, outcome
+from drills.load.outcome import Outcome
 from drills.load.pacing import Bursts, backoff_s, wait_s
 from drills.load.records import LoadSettings
 
@@ -134,13 +146,16 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
     before any user is stopped) makes such a user stop instead of sending.
     """
     settings = LoadSettings.from_env(os.environ)
+    counts = mix.users_per_class(settings.users)
+    for cls in USER_CLASSES:
+        cls.fixed_count = counts[cls.op]
+    ClipStreamUser.connection_timeout = ClipStreamUser.network_timeout = settings.timeout_s
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master dispatches users to the workers; it runs and records none
     ctx = LoadContext(settings=settings, history=record.history(), stopping=threading.Event(),
                       videos=KnownKeys(limit=KNOWN_MAX, hot=settings.hot_keys),
                       rng=random.Random())
     environment.drills_load = ctx  # type: ignore[attr-defined]
-    counts = mix.users_per_class(settings.users)
-    for cls in USER_CLASSES:
-        cls.fixed_count = counts[cls.op]
     environment.events.test_stopping.add_listener(lambda **_: ctx.stopping.set())
 
 
@@ -166,10 +181,11 @@ def _has_counters(body: Any) -> str | None:
     return None
 
 
-class ClipStreamUser(HttpUser):
+class ClipStreamUser(FastHttpUser):
     """One client of ClipStream; each concrete subclass does one operation class."""
 
     abstract = True
+    max_retries = 0  # never resend on its own: a resent write is a retry of ours, recorded
     op = ""  # the operation class (a key of mix.MIX); user counts fixed at init
     writes = False  # True for the write classes: they speed up in bursts and retry
 
@@ -303,26 +319,30 @@ class ClipStreamUser(HttpUser):
 
     def call(self, method: str, path: str, name: str, *, check: Validator,
              params: dict[str, Any] | None = None, data: bytes | None = None) -> Reply:
-        """One request under class ``name``; a 2xx body failing ``check`` counts as failed."""
-        timeout = self.ctx.settings.timeout_s
+        """One request under class ``name``; a 2xx body failing ``check`` counts as failed.
+
+        The body is parsed as UTF-8 JSON straight from its bytes (FastResponse's ``.json()``
+        would first guess the charset, a cost per request for nothing). ``data`` goes out as
+        raw bytes (geventhttpclient sends bytes as they are; Locust's annotation omits them)."""
         headers = {"Content-Type": "application/octet-stream"} if data is not None else None
-        with self.client.request(method, path, name=name, params=params, data=data,
-                                 headers=headers, timeout=(timeout, timeout),
-                                 catch_response=True) as resp:
-            status = int(resp.status_code or 0)
+        with self.client.request(method, path, name=name, params=params,
+                                 data=data,  # type: ignore[arg-type]
+                                 headers=headers, catch_response=True) as resp:
             body: Any = None
             failure: str | None = None
-            if resp.error is None and 200 <= status < 300:
+            if 200 <= resp.status_code < 300:
                 try:
-                    body = resp.json()
+                    body = json.loads(resp.content or b"")
                 except ValueError:
                     failure = "body not JSON"
+                except FAILURE_EXCEPTIONS as exc:  # the body broke off mid-read
+                    failure = f"body unreadable: {type(exc).__name__}"
                 else:
                     failure = check(body)
                 if failure:
                     resp.failure(failure)
-            seen = {k.lower(): v for k, v in resp.headers.items()}
-            return Reply(out=outcome(status, resp.error, failure), body=body, headers=seen)
+            seen = {k.lower(): v for k, v in (resp.headers or {}).items()}
+            return Reply(out=record.outcome_of(resp, failure), body=body, headers=seen)
 
     def pick(self) -> str | None:
         """A known video to view, like or read (the hot set first, by ``hot_share``)."""
