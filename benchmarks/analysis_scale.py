@@ -9,14 +9,23 @@ failovers, a final read), then runs the post-load path exactly as the engine doe
 subprocess per size and implementation, measuring wall time (``time.perf_counter``) and peak
 RSS (``ru_maxrss`` of that subprocess).
 
-Side by side with the code of a git revision (default ``HEAD``, checked out with
+Side by side with the code of a git revision (default ``0967c81``, the last before the streaming
+analysis, checked out with
 ``git worktree add``), in the same run::
 
-    .venv/bin/python benchmarks/analysis_scale.py                   # 100k, 1M, 1.8M vs HEAD
+    .venv/bin/python benchmarks/analysis_scale.py                   # 100k, 1M, 1.8M vs 0967c81
     .venv/bin/python benchmarks/analysis_scale.py --sizes 100000 --old /tmp/old
 
-Records are cached under ``--cache`` (default ``/tmp/drills-analysis-scale``). Prints one table
-(seconds, MB, ratios) and writes it as JSON with ``--json``.
+Records are cached under ``--cache`` (default ``/tmp/drills-analysis-scale``, 2.2 GB for the three
+sizes). Prints one table (wall and CPU seconds, MB, ratios, and whether both judged every check
+identically) and writes it as JSON with ``--json``.
+
+Measured on the 2-core box (shared; CPU seconds are the steadier figure):
+
+    requests   old s   new s  ratio  old CPU new CPU   old MB  new MB  ratio  same checks
+      100000    45.0     6.9   6.5x     35.0     5.5      512     171   3.0x  True
+     1000000   447.7    48.8   9.2x    344.7    40.6     4330     516   8.4x  True
+     1800000   541.4    67.2   8.1x    533.8    64.9     7706     804   9.6x  True
 """
 
 from __future__ import annotations
@@ -248,7 +257,8 @@ def measure(records: Path, impl: str) -> dict[str, Any]:
     journal = Journal.start(spec, provider="local")
     journal.load_started_at, journal.faults, journal.classes = t0, faults, CLASSES
     journal.enter(PhaseRecord("verify", time.time()))
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     if impl == "old":  # the engine at HEAD: merge_into, judge on a second read, reports twice
         from drills.load.runner import LoadConfig, LoadRunner
@@ -273,11 +283,12 @@ def measure(records: Path, impl: str) -> dict[str, Any]:
         journal.finish()
         reports(run_dir, journal, requests=merged.requests)  # type: ignore[call-arg]
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
     import drills
 
     out = {"impl": impl, "n": meta["n"], "drills": drills.__file__, "seconds": elapsed,
-           "peak_rss_mb": peak / 1024,
+           "cpu_s": cpu, "peak_rss_mb": peak / 1024,
            "rss_before_mb": rss_before / 1024, "verdict": journal.verdict,
            "metrics": {k: journal.metrics.get(k) for k in (
                "requests", "errors", "lost_acked_writes", "rto_s", "writes_at_risk",
@@ -314,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100000,1000000,1800000")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir())
                     / "drills-analysis-scale")
-    ap.add_argument("--rev", default="HEAD", help="git revision of the old code")
+    ap.add_argument("--rev", default="0967c81",
+                    help="git revision of the old code (default: the last one before streaming)")
     ap.add_argument("--old", type=Path, help="a checkout of the old code (instead of --rev)")
     ap.add_argument("--only", choices=("old", "new"))
     ap.add_argument("--json", type=Path)
@@ -332,20 +344,21 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = _run_child(tree, records, impl)
             row[impl] = r
-            print(f"{n:>9} {impl}: {r['seconds']:7.1f} s  peak {r['peak_rss_mb']:7.0f} MB  "
+            print(f"{n:>9} {impl}: {r['seconds']:7.1f} s ({r['cpu_s']:.1f} s CPU)  "
+                  f"peak {r['peak_rss_mb']:7.0f} MB  "
                   f"verdict {r['verdict']}", file=sys.stderr)
         if "old" in row and "new" in row:
             row["same_checks"] = row["old"]["checks"] == row["new"]["checks"]
         rows.append(row)
-    print(f"{'requests':>9}  {'old s':>7} {'new s':>7} {'ratio':>6}  {'old MB':>7} {'new MB':>7} "
-          f"{'ratio':>6}  same checks")
+    print(f"{'requests':>9}  {'old s':>7} {'new s':>7} {'ratio':>6}  {'old CPU':>7} {'new CPU':>7}"
+          f"  {'old MB':>7} {'new MB':>7} {'ratio':>6}  same checks")
     for row in rows:
         o, w = row.get("old"), row.get("new")
         if o and w:
             print(f"{row['n']:>9}  {o['seconds']:7.1f} {w['seconds']:7.1f} "
-                  f"{o['seconds'] / w['seconds']:5.1f}x  {o['peak_rss_mb']:7.0f} "
-                  f"{w['peak_rss_mb']:7.0f} {o['peak_rss_mb'] / w['peak_rss_mb']:5.1f}x  "
-                  f"{row['same_checks']}")
+                  f"{o['seconds'] / w['seconds']:5.1f}x  {o['cpu_s']:7.1f} {w['cpu_s']:7.1f}  "
+                  f"{o['peak_rss_mb']:7.0f} {w['peak_rss_mb']:7.0f} "
+                  f"{o['peak_rss_mb'] / w['peak_rss_mb']:5.1f}x  {row['same_checks']}")
     if args.json:
         for row in rows:
             for impl in ("old", "new"):

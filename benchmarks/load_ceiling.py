@@ -205,7 +205,8 @@ def plain_step(work: Path, host: str, *, workers: int, users: int, step_s: float
     cpu = _children_cpu() - before
     log.close()
     if not out.exists():
-        raise SystemExit(f"plain locust wrote no stats:\n{(work / f'plain-{workers}.log').read_text()[-3000:]}")
+        tail = (work / f"plain-{workers}.log").read_text()[-3000:]
+        raise SystemExit(f"plain locust wrote no stats:\n{tail}")
     stats = json.loads(out.read_text())
     total = sum(s["num_requests"] for s in stats)
     first = min(s["start_time"] for s in stats)

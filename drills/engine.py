@@ -374,7 +374,7 @@ def load_config(spec: DrillSpec, *, host: str, record_dir: Path, target: Target)
         rate=load.rate, timeout_s=load.timeout, record_dir=record_dir, bursts=bursts,
         burst_multiplier=load.burst.multiplier, burst_width_s=load.burst.width,
         retries=load.retries, hot_keys=load.hot.keys, hot_share=load.hot.share,
-        classes=dict(load.classes or {}) or None,
+        classes=dict(load.classes or {}) or None, workers=load.workers,
     )
 
 

@@ -168,7 +168,7 @@ def test_override_can_replace_a_whole_fault() -> None:
     ("item", "field", "message"),
     [
         ("load.usres=3", "load.usres", "unknown field 'usres' in load; did you mean 'users'? "
-         "(allowed: locustfile, classes, users, rate, timeout, retries, burst, hot)"),
+         "(allowed: locustfile, classes, users, rate, timeout, retries, burst, hot, workers)"),
         ("lod.users=3", "lod.users", "unknown field 'lod' in the drill; did you mean 'load'? "
          "(allowed: drill, description, rehearses, passing_shows, expect, fails_on, catches, "
          "stack, load, timeline, objectives, analysis, guardrails)"),

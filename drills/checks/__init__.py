@@ -15,6 +15,13 @@ globals. The engine composes them:
 
 plus `series_by_class` / `bucket_series` for plots and the live display, and `completions` /
 `outcomes` to pair a history's invokes with their completions.
+
+At game-day scale the same checks run on compact forms of the records, with identical
+results: the requests as numpy columns (`RequestFrame`, `drills.checks.frame`; RTO and bucket
+series vectorised in `drills.checks.columns`) and the history as a `HistoryDigest` built in
+one streaming pass that keeps every write and only the reads a check can use
+(`DigestBuilder`, `drills.checks.digest`). Every history check takes a list of ops or a
+digest; `check_rto` a list of requests or a frame.
 """
 
 from drills.checks.buckets import Bucket, Series, bucket_series, series_by_class
@@ -26,7 +33,9 @@ from drills.checks.counters import (
     counter_bounds,
     zero_reads,
 )
+from drills.checks.digest import DigestBuilder, HistoryDigest
 from drills.checks.exposure import Exposure, FaultExposure, check_exposure, measure_exposure
+from drills.checks.frame import FrameBuilder, RequestFrame
 from drills.checks.history import INCREMENTS, WRITES, Completion, by_id, completions, outcomes
 from drills.checks.params import AnalysisParams
 from drills.checks.rto import check_rto, judge_rto, measure_rto, measure_rtos
@@ -58,11 +67,15 @@ __all__ = [
     "Bucket",
     "Completion",
     "CounterBound",
+    "DigestBuilder",
     "EpochConflict",
     "Exposure",
     "FaultExposure",
+    "FrameBuilder",
+    "HistoryDigest",
     "LostWrite",
     "OverlappingAck",
+    "RequestFrame",
     "Rto",
     "Series",
     "StaleAck",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import Completion, by_id
+from drills.checks.history import Completion
 from drills.model import CheckResult, FinalRead, Op, StoreSnapshot
 
 
@@ -99,10 +99,14 @@ def counter_bounds(
     initial: StoreSnapshot | None = None,
 ) -> tuple[CounterBound, ...]:
     """Bounds for every (key, counter) to check (module docstring), ordered by key, counter."""
-    tallies = _tallies(by_id(as_digest(history).attempts).values())
+    tallies = _tallies(as_digest(history).outcomes.values())
     names = {c for _, c in tallies} | final.counter_names() | (
         set() if initial is None else initial.counter_names())
-    wanted = set(tallies) | _pairs(final) | {(k, c) for k in final.keys for c in names}
+    # every counter name on every key that has counters anywhere (a key written but never
+    # counted - a Redis string beside the counters - has none to check)
+    counted = {k for k, _ in tallies} | set(final.counters) | (
+        set() if initial is None else set(initial.counters))
+    wanted = set(tallies) | _pairs(final) | {(k, c) for k in counted for c in names}
     known_before = set() if initial is None else set(initial.keys) | set(initial.counters)
     out: list[CounterBound] = []
     for key, counter in sorted(wanted):
@@ -150,8 +154,10 @@ def check_counters(
         name="counters",
         passed=bad == 0,
         summary=(f"{len(bounds)} counters within bounds" if bad == 0 else
-                 f"{bad} of {len(bounds)} counters out of bounds ({len(below)} lost "
-                 f"increments, {len(above)} double counted)") + f" (final read from {snap.name})",
+                 f"{bad} of {len(bounds)} counters out of bounds ({len(below)} below: "
+                 f"{sum(b.low - b.value for b in below)} increments lost; {len(above)} above: "
+                 f"{sum(b.value - (b.high or 0) for b in above)} counted twice)")
+        + f" (final read from {snap.name})",
         metrics={"counters_out_of_bounds": bad, "counters_below": len(below),
                  "counters_above": len(above),
                  "lost_increments": sum(b.low - b.value for b in below),
@@ -178,10 +184,11 @@ def _judged_reads(ops: Iterable[Completion], *, include_degraded: bool) -> list[
             and (include_degraded or c.degraded is not True)]
 
 
-def _ack_times(ops: Iterable[Completion]) -> dict[tuple[str, str], list[float]]:
-    """(key, counter) -> sorted first-ack times of its increments (attempts merged by id)."""
+def _ack_times(merged: Iterable[Completion]) -> dict[tuple[str, str], list[float]]:
+    """(key, counter) -> sorted first-ack times of its increments (``merged``: attempts
+    merged by id)."""
     acks: dict[tuple[str, str], list[float]] = {}
-    for c in by_id(ops).values():
+    for c in merged:
         if (c.f == "incr" and c.type == "ok" and c.key is not None and c.counter is not None
                 and c.completed_at is not None):
             acks.setdefault((c.key, c.counter), []).append(c.completed_at)
@@ -194,8 +201,9 @@ def zero_reads(history: Iterable[Op] | HistoryDigest, *,
                include_degraded: bool = True) -> tuple[ZeroRead, ...]:
     """Every read (or list-read item) that saw 0 for a counter with increments acked before
     its invoke (module docstring), earliest first; one per (read, key, counter)."""
-    ops = as_digest(history).attempts
-    acks = _ack_times(ops)
+    digest = as_digest(history)
+    ops = digest.attempts
+    acks = _ack_times(digest.outcomes.values())
     found: dict[tuple[str, float, str, str], ZeroRead] = {}
     for c in _judged_reads(ops, include_degraded=include_degraded):
         start = c.invoked_at or 0.0

@@ -24,10 +24,10 @@ has). Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from drills.checks.history import Completion, completions
+from drills.checks.history import Completion, by_id, completions
 from drills.model import OP_FS, OP_TYPES, Counts, Item, Op, StoreSnapshot
 
 
@@ -49,6 +49,16 @@ class HistoryDigest:
     trimmed: bool = False
     winner: str | None = None
     winner_keys: frozenset[str] | None = None
+    _outcomes: list[Mapping[str, Completion]] = field(default_factory=list, compare=False,
+                                                      repr=False)
+
+    @property
+    def outcomes(self) -> Mapping[str, Completion]:
+        """``by_id(attempts)``: one merged outcome per op id, computed once (several checks
+        read it; do not modify it)."""
+        if not self._outcomes:
+            self._outcomes.append(by_id(self.attempts))
+        return self._outcomes[0]
 
     @classmethod
     def of(cls, history: Iterable[Op] | HistoryDigest) -> HistoryDigest:
@@ -106,7 +116,7 @@ class DigestBuilder:
         self.winner = winner
         self._winner_keys: frozenset[str] = winner.keys if winner is not None else frozenset()
         self._slots: list[Completion | None] = []
-        self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._pending: dict[str, tuple[int, Mapping[str, Any]]] = {}
         self._strings: dict[str, str] = {}
         self._acked: set[tuple[str, str]] = set()  # (key, counter) with an ok increment so far
         self._last = float("-inf")
@@ -135,14 +145,21 @@ class DigestBuilder:
             stale = self._pending.pop(op_id, None)
             if stale is not None:  # re-invoked before completing: the first try is unknown
                 self._slots[stale[0]] = self._pair(stale[1], None)
-            self._pending[op_id] = (len(self._slots), dict(d))
+            self._pending[op_id] = (len(self._slots), d)
             self._slots.append(None)
             return
         opened = self._pending.pop(op_id, None)
-        if opened is None:
-            self._slots.append(self._pair(None, d))
+        if self.trim and d["f"] == "read":  # most of a history: decided without a Completion
+            invoke = None if opened is None else opened[1]
+            if not self._keep_read(invoke, d):
+                return
+            pair = self._pair(invoke, d)
         else:
-            self._slots[opened[0]] = self._pair(opened[1], d)
+            pair = self._pair(None if opened is None else opened[1], d)
+        if opened is None:
+            self._slots.append(pair)
+        else:
+            self._slots[opened[0]] = pair
 
     # -- output ------------------------------------------------------------------------------
     def build(self) -> HistoryDigest:
@@ -170,8 +187,8 @@ class DigestBuilder:
         src = done if done is not None else invoke
         assert src is not None
         f = src["f"]
-        if (f == "read" and done is not None and done["type"] == "ok" and invoke is not None
-                and _shows(done)):
+        if (not self.trim and f == "read" and done is not None and done["type"] == "ok"
+                and invoke is not None and _shows(done)):
             if done.get("degraded") is True:
                 self.judged_degraded += 1
             else:
@@ -215,6 +232,37 @@ class DigestBuilder:
             attempt=attempt, degraded=None if done is None else done.get("degraded"),
             items=items,
         )
+
+    def _keep_read(self, invoke: Mapping[str, Any] | None, done: Mapping[str, Any]) -> bool:
+        """Count a completed read for the zero-read check and tell whether a check can use
+        it (the module docstring's rules; cheap for the reads that are dropped)."""
+        if done["type"] != "ok":
+            return False
+        get = done.get
+        key, raw_counts, raw_items = get("key"), get("counts"), get("items")
+        degraded = get("degraded") is True
+        if invoke is not None and ((key is not None and raw_counts is not None)
+                                   or raw_items is not None):
+            if degraded:
+                self.judged_degraded += 1
+            else:
+                self.judged += 1
+        if degraded:
+            return True
+        store = get("store")
+        if self.winner is not None and store is not None and store != self.winner.name:
+            return True  # served by another store: _read_kept looks at its keys
+        if invoke is None:
+            return False
+        if raw_counts is not None and key is not None and 0 in raw_counts.values() \
+                and _zero_acked(key, raw_counts, self._acked):
+            return True
+        if raw_items is not None:
+            acked = self._acked
+            for k, cs in _pairs(raw_items):
+                if 0 in cs.values() and _zero_acked(k, cs, acked):
+                    return True
+        return False
 
     def _read_kept(self, done: Mapping[str, Any], invoked: bool
                    ) -> tuple[Counts | None, tuple[Item, ...] | None] | None:

@@ -109,7 +109,7 @@ def _one_fault(
     t_f = fault.injected_at
     t_r = fault.reverted_at if fault.reverted_at is not None else end
     t_r = t_f if t_r is None else max(t_r, t_f)
-    acks = [c for c in merged if c.type == "ok"]
+    acks = [c for c in merged if c.type == "ok" and c.completed_at is not None]
     before = frozenset(c.id for c in acks if _within(c.completed_at, t_f - window_s, t_f))
     during = frozenset(c.id for c in acks if _within(c.completed_at, t_f, t_r + window_s))
     flight = frozenset(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import Completion, by_id
+from drills.checks.history import Completion
 from drills.model import CheckResult, FaultRecord, FinalRead, LostWrite, Op, StoreSnapshot
 
 
@@ -50,7 +50,7 @@ def write_sets(
 
     Several op ids writing one key merge as one key: acknowledged if any was."""
     writes: dict[str, Completion] = {}
-    for c in by_id(as_digest(history).attempts).values():
+    for c in as_digest(history).outcomes.values():
         if c.f != "write":
             continue
         key = c.key or c.id

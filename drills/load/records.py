@@ -388,15 +388,3 @@ def read_started(record_dir: Path) -> float | None:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LoadError(f"{path}: unreadable start marker: {exc}") from exc
     return min(times) if times else None
-
-
-def write_synced(path: Path, records: list[Request] | list[Op]) -> None:
-    """Write records as JSON lines to ``path`` and fsync it before returning."""
-    try:
-        with path.open("w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec.to_dict(), separators=(",", ":")) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        raise LoadError(f"cannot write {path}: {exc}") from exc

@@ -28,8 +28,9 @@ rediscovered:
   them ourselves keeps one code path for local and remote workers and every pid ours.)
 - **Own process group** (the first process leads a new one, the workers join it; not a new
   session, as a process may only join a group of its own session): a Ctrl-C at the terminal
-  reaches the foreground group, the harness, only, which then stops the load in order. One process: the group gets SIGTERM (Locust's graceful shutdown: users finish the
-  request in flight within ``--stop-timeout``). Distributed: the master alone gets SIGTERM
+  reaches the foreground group, the harness, only, which then stops the load in order. One
+  process: the group gets SIGTERM (Locust's graceful shutdown: users finish the request in
+  flight within ``--stop-timeout``). Distributed: the master alone gets SIGTERM
   and sends every worker Locust's ``quit`` (each stops its users gracefully, the same way);
   signalling the workers too would make each leave on its own, and the master would hand a
   leaving worker's users to one still running. After a bounded wait, SIGKILL to the group.
@@ -98,7 +99,6 @@ from drills.load.records import (
     read_requests,
     read_started,
     risk_problems,
-    write_synced,
 )
 from drills.model import Op, Request
 
@@ -224,7 +224,8 @@ class LoadConfig:
         """The first process's Locust command line: the recording shim and the locustfile,
         headless, starting the users - as the master listening on ``master_port`` (required
         then) when `distributed`, else as the one process."""
-        spawn = self.spawn_rate if self.spawn_rate is not None else min(self.users * 10.0, MAX_SPAWN_RATE)
+        spawn = (self.spawn_rate if self.spawn_rate is not None
+                 else min(self.users * 10.0, MAX_SPAWN_RATE))
         cmd = [*self._base(), "--headless", "--only-summary",
                "-u", str(self.users), "-r", repr(float(spawn))]
         if self.distributed:
@@ -467,12 +468,12 @@ class LoadRunner:
         return read_history(self.record_dir)
 
     def merge_into(self, run_dir: Path) -> tuple[Path, Path]:
-        """Write ``run_dir/requests.jsonl`` and ``run_dir/history.jsonl`` (fsync'd); return them."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        req_path, hist_path = run_dir / "requests.jsonl", run_dir / "history.jsonl"
-        write_synced(req_path, self.requests())
-        write_synced(hist_path, self.history())
-        return req_path, hist_path
+        """Write ``run_dir/requests.jsonl`` and ``run_dir/history.jsonl`` (fsync'd; the
+        engine's one merge, `drills.runstore.merge_records`); return them."""
+        from drills.runstore import HISTORY_FILE, REQUESTS_FILE, merge_records
+
+        merge_records(self.record_dir, run_dir, digest=False)
+        return run_dir / REQUESTS_FILE, run_dir / HISTORY_FILE
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of Locust's log (empty if there is none)."""

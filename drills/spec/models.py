@@ -86,8 +86,8 @@ class LoadSpec(SpecModel):
     workers: int | Literal["auto"] = _f(
         1, typ=_WORKERS_TYPE, doc="Locust processes generating the load: 1 = one process; more "
         "run Locust's master/worker mode on this machine (users spread over the workers, each "
-        "pacing as before); auto = one per CPU core. One process drives ~1,000 req/s of "
-        "ClipStream's mix.")
+        "pacing as before); auto = one per CPU core. One process drives ~1,000 req/s of a "
+        "recorded FastHttpUser load.")
 
     @field_validator("workers", mode="before")
     @classmethod

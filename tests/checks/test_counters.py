@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drills.checks.counters import check_counters, check_zero_reads, counter_bounds, zero_reads
-from drills.model import Op
+from drills.model import FinalRead, Op, StoreSnapshot
 
 from ._build import T0, attempts, feed_read, final, flatten, snap, write
 
@@ -206,3 +206,18 @@ def test_degraded_reads_are_judged_by_default_and_skipped_when_asked():
     only_stale = [*ACKED, *read("stale", "a", T0 + 1, T0 + 1.1, views=0, degraded=True)]
     assert check_zero_reads(only_stale, include_degraded=False).passed is True
     assert check_zero_reads(only_stale).passed is False
+
+
+def test_keys_written_but_never_counted_are_not_counters():
+    """A store holding plain written keys beside its counters (Redis: SET k:* next to INCR c:*)
+    checks only the counters, and its summary says how many increments were lost."""
+    history = [Op("p1", "invoke", "incr", "i1", T0, key="c:1", counter="n"),
+               Op("p1", "ok", "incr", "i1", T0 + 0.01, key="c:1", counter="n"),
+               Op("p1", "invoke", "incr", "i2", T0 + 0.1, key="c:1", counter="n"),
+               Op("p1", "ok", "incr", "i2", T0 + 0.11, key="c:1", counter="n")]
+    store = StoreSnapshot(name="east", reachable=True, role="primary",
+                          keys=frozenset({"k:a", "k:b", "c:1"}), counters={"c:1": {"n": 0}})
+    res = check_counters(history, final=FinalRead(primary="east", stores=(store,)))
+    assert res.passed is False
+    assert res.metrics["counters_checked"] == 1 and res.metrics["lost_increments"] == 2
+    assert "1 of 1 counters out of bounds (1 below: 2 increments lost" in res.summary

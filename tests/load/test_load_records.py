@@ -22,9 +22,8 @@ from drills.load.records import (
     read_history,
     read_requests,
     read_started,
-    write_synced,
 )
-from drills.model import Op, Request, read_jsonl
+from drills.model import Op, Request
 
 
 def _req(t: float, op: str = "feed", ok: bool = True) -> Request:
@@ -122,14 +121,6 @@ def test_start_marker_is_written_once_and_earliest_wins(tmp_path: Path) -> None:
     (tmp_path / "started-3.json").write_text("{")
     with pytest.raises(LoadError):
         read_started(tmp_path)
-
-
-def test_write_synced_round_trips(tmp_path: Path) -> None:
-    recs = [_req(2.0), _req(1.0, ok=False)]
-    write_synced(tmp_path / "requests.jsonl", recs)
-    assert list(read_jsonl(tmp_path / "requests.jsonl", Request)) == recs
-    with pytest.raises(LoadError):
-        write_synced(tmp_path / "missing" / "x.jsonl", recs)
 
 
 def test_closed_recorder_refuses_writes(tmp_path: Path) -> None:
