@@ -13,15 +13,17 @@ rediscovered:
   records its history through the public `drills.record` API.
 
 - **One Locust process by default**: with ``FastHttpUser`` one gevent process drives ~1,000
-  req/s of ClipStream's mix on one core, and one process keeps start and stop simple.
+  req/s of the demonstration target's mix on one core, and one process keeps start and stop
+  simple.
 - **Several: Locust's own master/worker mode** (``workers`` > 1, the drill's
   ``load.workers``; ``auto`` = one per CPU core). The runner starts ``locust --master
   --headless --expect-workers N`` bound to a free loopback port, then N ``locust --worker
   --master-host 127.0.0.1 --master-port P``. The master only dispatches users (the shim and
-  ClipStream's locustfile record nothing there and write no start marker); Locust spreads
-  the users over the workers and every user keeps pacing at ``rate / users``, so the total
-  rate holds. Every worker writes its own ``requests-<pid>.jsonl``/``history-<pid>.jsonl``
-  and ``started-<pid>.json``: `read_requests`/`read_history` merge all files sorted by time
+  the demonstration target's locustfile record nothing there and write no start marker);
+  Locust spreads the users over the workers and every user keeps pacing at ``rate / users``,
+  so the total rate holds. Every worker writes its own ``requests-<pid>.jsonl``,
+  ``history-<pid>.jsonl`` and ``started-<pid>.json``: `read_requests`/`read_history` (and the
+  engine's one merge, `drills.runstore.merge_records`) merge all files sorted by time
   (requests by start, history stably by time, so an invoke stays before its completion),
   `poll` sorts each batch, and ``started_at`` is the earliest worker marker - when the first
   user of any worker could send. (Locust's ``--processes`` forks workers itself; starting

@@ -267,12 +267,8 @@ def _passed(journal: Any) -> dict[str, bool | None]:
     return {o.name: o.passed for o in journal.objectives}
 
 
-def test_power_loss_drill_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REDIS_WAIT_REPLICAS", raising=False)
-    journal = _run_drill("drill.yaml", tmp_path)
-    assert journal.verdict == "pass", journal.objectives
-    assert journal.metrics["lost_acked_writes"] == 0
-    assert journal.metrics["writes_at_risk"] > 0
+# The power-loss drill (drill.yaml) passing is shown by tests/test_pip_install.py, which runs
+# it from a plain pip install, as a new user would.
 
 
 def test_lagging_replica_drill_catches_lost_acked_writes(

@@ -57,7 +57,7 @@ from drills.stack.docker_nodes import (
     target_problem,
 )
 from drills.stack.images import BuildReport
-from drills.targets.clipstream import TOPOLOGY
+from drills.targets.clipstream import TOPOLOGY, ClipStream
 
 DRILL = [sys.executable, "-m", "drills.cli"]
 
@@ -301,7 +301,7 @@ def test_stack_up_records_its_state_and_labels(stack: DockerStack, client) -> No
         for bindings in container.attrs["HostConfig"]["PortBindings"].values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings
         assert stack.status(node) == "running"
-    health = httpx.get(f"{stack.api_url}/healthz", timeout=5)
+    health = httpx.get(f"http://{stack.address('api')}/healthz", timeout=5)
     assert health.status_code == 200 and health.json()["primary"]
     status = drill("stack", "status", "--dir", str(stack.work_dir), cwd=stack.work_dir.parent)
     assert status.returncode == 0, status.stderr
@@ -361,7 +361,8 @@ def _on_volume(client: docker.DockerClient, images: BuildReport, volume: str,
 def test_power_down_sigkills_the_zone_and_its_store_keeps_acked_data(stack, client, images):
     stack.wait_healthy(90)
     marker = f"power-cut-survivor-{uuid.uuid4().hex}".encode()
-    video = _upload(stack.api_url, marker)  # acknowledged: fsync always, sync replication
+    # acknowledged: fsync always, sync replication
+    video = _upload(f"http://{stack.address('api')}", marker)
     east = _container(client, stack, "store-east")
     volume = next(m["Name"] for m in east.attrs["Mounts"] if m["Destination"] == "/data")
     outsider = _bystander(client, images, {"drills.zone": "dc-east", "drills.target": "true",
@@ -381,7 +382,7 @@ def test_power_down_sigkills_the_zone_and_its_store_keeps_acked_data(stack, clie
                               .encode())  # fmt: skip
         KINDS["power_down"].revert(stack, "dc-east", {}, undo)
         stack.wait_healthy(120)
-        served = httpx.get(f"{stack.store_urls['store-east']}/videos/{video}", timeout=10)
+        served = httpx.get(f"http://{stack.address('store-east')}/videos/{video}", timeout=10)
         assert served.status_code == 200, served.text
     finally:
         outsider.remove(force=True)
@@ -463,9 +464,11 @@ def test_rollback_restores_a_zone_a_dead_harness_left_down(stack: DockerStack) -
 def test_entering_a_running_stack_reuses_it_as_it_is_and_leaves_it_running(stack, client):
     stack.wait_healthy(120)
     before = {n: _container(client, stack, n).id for n in TOPOLOGY.nodes}
-    with DockerStack(work_dir=stack.work_dir, keep=False) as again:
-        assert again.found_up and again.api_url == stack.api_url
-        assert httpx.get(f"{again.api_url}/healthz", timeout=5).status_code == 200
+    target = ClipStream()
+    with DockerStack(work_dir=stack.work_dir, plan=target.compose_plan({}), topology=TOPOLOGY,
+                     ready=target.ready, keep=False) as again:
+        assert again.found_up and again.address("api") == stack.address("api")
+        assert httpx.get(f"{target.entry_url(again)}/healthz", timeout=5).status_code == 200
     assert {n: _container(client, stack, n).id for n in TOPOLOGY.nodes} == before
     assert all(stack.status(n) == "running" for n in TOPOLOGY.nodes)
 

@@ -189,11 +189,15 @@ def test_on_an_external_toxiproxy_teardown_deletes_the_links_it_created(tmp_path
     own to delete: a second stack on the same server must not fail with 409 "proxy already
     exists", and the server keeps nothing of the first."""
     from drills.stack.local import LocalStack
+    from drills.targets.clipstream import TOPOLOGY, ClipStream
     from drills.toxiproxy.embedded import EmbeddedServer
 
+    target = ClipStream()
     with EmbeddedServer() as server:
         for attempt in ("first", "second"):
-            with LocalStack(work_dir=tmp_path / attempt, toxiproxy_url=server.url) as stack:
+            with LocalStack(work_dir=tmp_path / attempt, plan=target.local_plan({}),
+                            topology=TOPOLOGY, ready=target.ready,
+                            toxiproxy_url=server.url) as stack:
                 assert stack.link("api->store-east").listen
             left = httpx.get(f"{server.url}/proxies", timeout=5).json()
             assert left == {}, f"{attempt} stack left {sorted(left)}"
