@@ -274,32 +274,25 @@ def drill_stack_options(pytestconfig: pytest.Config) -> StackOptions:
     """The stack the session's tests share: ``--drills-provider`` and the ini options
     ``drills_drill`` and ``drills_stack_config`` (or override this fixture in a conftest.py).
     The drill file's provider is the default; ``--drills-provider`` overrides it."""
-    import yaml
-
-    from drills.catalog import read_yaml
+    from drills.catalog import parse_stack_config, read_yaml, resolve_target
     from drills.fixtures import StackOptions
 
     ini = str(pytestconfig.getini("drills_drill") or "")
     drill = pytestconfig.rootpath / ini if ini else None
-    own = "local"
+    stack: dict[str, object] = {}
     if drill is not None:
         try:
             raw = read_yaml(drill.read_text(encoding="utf-8"), source=str(drill))
         except OSError as exc:
             raise SpecError(f"cannot read it: {exc}", source=str(drill)) from exc
-        own = str((raw.get("stack") or {}).get("provider") or "local")
-    provider = pytestconfig.stash[SETTINGS].provider or own
-    knobs = {}
-    for line in pytestconfig.getini("drills_stack_config"):
-        key, sep, value = str(line).partition("=")
-        if not sep:
-            raise SpecError(f"expected KEY=VALUE, got {line!r}", source="drills_stack_config")
-        knobs[key.strip().removeprefix("stack.config.")] = yaml.safe_load(value)
-    options = StackOptions(provider=provider, config=knobs, drill=drill)
-    # validated now (a bad knob fails the first test that asks, naming it), and as the target
-    # reads them (durations in seconds)
-    return StackOptions(provider=provider, config=dict(options.as_spec().stack.config),
-                        drill=drill)
+        section = raw.get("stack")
+        stack = section if isinstance(section, dict) else {}
+    provider = pytestconfig.stash[SETTINGS].provider or str(stack.get("provider") or "local")
+    # validated now, by the drill's target (a bad knob fails the first test that asks, naming
+    # it), and as the target reads them (durations in seconds)
+    knobs = parse_stack_config(list(pytestconfig.getini("drills_stack_config")),
+                               resolve_target(stack, source=str(drill or "drills_drill")))
+    return StackOptions(provider=provider, config=dict(knobs), drill=drill)
 
 
 @pytest.fixture(scope="session")

@@ -91,27 +91,31 @@ def read_frame(paths: Iterable[Path]) -> RequestFrame:
     """The requests of every file of ``paths`` (in that order) as a frame sorted by start
     time; `SpecError` naming the file and line of a malformed record."""
     frame = FrameBuilder()
-    add, decode = frame.add_dict, _decoder()
+    decode = _decoder()
     for path in paths:
-        for n, line, d in _scan(path, decode):
-            try:
-                add(d)
-            except (ValueError, KeyError, TypeError) as exc:
-                if not line.endswith(b"\n"):
-                    break  # torn tail
-                raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+        for _ in _accepted(path, decode, frame.add_dict):  # each record added as read
+            pass
     return frame.build()
 
 
-def _ops(path: Path, decode: Callable[[bytes], Any]) -> Iterator[_Line]:
-    """The ops of one history file as (time, line, op) in file order, validated."""
+def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any], object]
+              ) -> Iterator[tuple[bytes, Any]]:
+    """(line, record) of every line of ``path`` that ``accept`` takes, in file order; a torn
+    last line (a killed writer) ends the file, any other it refuses is a `SpecError` naming
+    the file and line."""
     for n, line, d in _scan(path, decode):
         try:
-            validate_op(d)
+            accept(d)
         except (ValueError, KeyError, TypeError) as exc:
             if not line.endswith(b"\n"):
                 return  # torn tail
             raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+        yield line, d
+
+
+def _ops(path: Path, decode: Callable[[bytes], Any]) -> Iterator[_Line]:
+    """The ops of one history file as (time, line, op) in file order, validated."""
+    for line, d in _accepted(path, decode, validate_op):
         yield d["time"], line if line.endswith(b"\n") else line + b"\n", d
 
 

@@ -12,38 +12,14 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from drills.catalog import load_drill
+from drills.catalog import load_drill, parse_stack_config
 from drills.cli import EXIT_OK
-from drills.errors import SpecError
 from drills.stack.base import Stack
 from drills.targets import default_name, for_spec, load
 from drills.targets.base import Target
-
-
-def _knobs(target: Target, sets: list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` (``KEY`` or ``stack.config.KEY``) as the target's validated knobs."""
-    raw: dict[str, Any] = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpecError(f"expected KEY=VALUE, got {item!r}", source="arguments",
-                            field="--set")
-        raw[key.removeprefix("stack.config.")] = yaml.safe_load(value)
-    model = target.info.config
-    if model is None:
-        if raw:
-            raise SpecError(f"target {target.info.name} has no knobs", source="arguments",
-                            field="--set")
-        return {}
-    try:
-        return dict(model.model_validate(raw))
-    except ValidationError as exc:
-        raise SpecError(str(exc), source="arguments", field="--set") from exc
 
 
 def resolve(args: argparse.Namespace) -> tuple[Target, dict[str, Any]]:
@@ -52,7 +28,7 @@ def resolve(args: argparse.Namespace) -> tuple[Target, dict[str, Any]]:
         spec = load_drill(args.drill, sets=args.sets)
         return for_spec(spec, args.provider), dict(spec.stack.config)
     target = load(default_name())
-    return target, _knobs(target, args.sets)
+    return target, dict(parse_stack_config(args.sets, target.info))
 
 
 def _open(args: argparse.Namespace) -> tuple[Target, Stack]:

@@ -8,15 +8,13 @@ Real files in a temporary directory; no processes, no network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from drills import catalog, spec, targets
+from drills import catalog, spec
 from drills.catalog import (
     apply_overrides,
     builtin_drills,
@@ -46,19 +44,6 @@ BUILTINS = {"dc-east-power-loss", "storage-partition", "replication-link-cut", "
             "slow-storage", "witness-loss", "lagging-replica-primary-loss",
             "isolated-replica-primary-loss", "deposed-primary", "both-dc-power-loss",
             "failback-under-load", "power-storm", "primary-power-blip"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def clipstream_registered() -> Iterator[None]:
-    """The clipstream target as its entry point declares it, even in an editable install made
-    before the entry point existed (its metadata then lists none)."""
-    if "clipstream" in targets.registered():
-        yield
-        return
-    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(targets, "registered", lambda: {"clipstream": point})
-        yield
 
 
 def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:

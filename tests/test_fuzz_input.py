@@ -12,17 +12,13 @@ drills are broken: one of the default target (ClipStream) and one of a system of
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drills import targets
 from drills.catalog import parse_drill
 from drills.cli import EXIT_INPUT, main
 from drills.errors import SpecError
@@ -93,19 +89,6 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 PATHS = _paths(VALID)
 OWN_PATHS = _paths(OWN)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def clipstream_registered() -> Iterator[None]:
-    """The clipstream target as its entry point declares it, even in an editable install made
-    before the entry point existed (its metadata then lists none)."""
-    if "clipstream" in targets.registered():
-        yield
-        return
-    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(targets, "registered", lambda: {"clipstream": point})
-        yield
 
 
 def _replace(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:

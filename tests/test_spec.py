@@ -15,8 +15,7 @@ import math
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from importlib.metadata import EntryPoint
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drills import targets
 from drills.catalog import builtin_drills, parse_drill
 from drills.duration import format_duration, parse_duration, parse_positive_duration
 from drills.errors import SpecError
@@ -53,19 +51,6 @@ BASE: dict[str, Any] = {
     "description": "a test drill",
     "timeline": {"baseline": "5s", "faults": [{"at": "5s", "power_down": "dc-east", "for": "3s"}]},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def clipstream_registered() -> Iterator[None]:
-    """The clipstream target as its entry point declares it, even in an editable install made
-    before the entry point existed (its metadata then lists none)."""
-    if "clipstream" in targets.registered():
-        yield
-        return
-    point = EntryPoint("clipstream", "drills.targets.clipstream:ClipStream", targets.GROUP)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(targets, "registered", lambda: {"clipstream": point})
-        yield
 
 
 def drill(*edits: tuple[str, Any]) -> str:

@@ -32,6 +32,7 @@ from drills.errors import LoadError, SpecError
 from drills.load.records import STARTED_GLOB
 from drills.load.runner import MAX_WORKERS, LoadConfig, LoadRunner, resolve_locustfile
 from drills.model import Op
+from drills.stack.process import alive
 
 WRITER = '''
 import uuid
@@ -215,7 +216,7 @@ def test_two_workers_land_in_one_timeline_with_no_loss(tmp_path: Path, server: _
         time.sleep(3.0)
         live = load.poll()
     pids = {load.pid, *load.worker_pids}
-    assert all(not _running(pid) for pid in pids if pid is not None), "everything stopped"
+    assert all(not alive(pid) for pid in pids if pid is not None), "everything stopped"
     reqs, hist = load.requests(), load.history()
 
     # Both workers recorded (each in its own files); the master recorded nothing.
@@ -258,7 +259,7 @@ def test_a_worker_killed_mid_run_is_reported(tmp_path: Path, server: _Server) ->
         _wait_until(load.requests, 10)
         os.kill(load.worker_pids[0], signal.SIGKILL)
         _wait_until(lambda: not load.alive, 10)
-    assert not any(_running(pid) for pid in (load.pid, *load.worker_pids) if pid)
+    assert not any(alive(pid) for pid in (load.pid, *load.worker_pids) if pid)
 
 
 @pytest.mark.slow
@@ -282,24 +283,15 @@ def test_master_and_workers_quit_when_the_harness_is_killed(tmp_path: Path,
     try:
         assert harness.stdout is not None
         pids = [int(p) for p in harness.stdout.readline().split()]
-        assert len(pids) == 3 and all(_running(p) for p in pids)
+        assert len(pids) == 3 and all(alive(p) for p in pids)
     finally:
         harness.kill()
         harness.wait()
     try:
-        _wait_until(lambda: not any(_running(p) for p in pids), 20)
+        _wait_until(lambda: not any(alive(p) for p in pids), 20)
     finally:
-        if pids and any(_running(p) for p in pids):
+        if pids and any(alive(p) for p in pids):
             os.killpg(pids[0], signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _wait_until(cond: object, timeout: float) -> None:
