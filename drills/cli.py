@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run every bug on every selected drill (the whole matrix)")
     selftest.add_argument("--provider", choices=PROVIDERS,
                           help="where the stacks run (default: each drill file's)")
+    selftest.add_argument("--set", dest="sets", action="append", default=[],
+                          metavar="KEY=VALUE", help="override a field of every selected drill, "
+                          "e.g. stack.config.fsync=never (repeatable)")
     selftest.add_argument("--out", type=Path, help="output directory (default "
                           "runs/selftest-<time>)")
     selftest.add_argument("--allow-remote-docker", action="store_true", help=ALLOW_REMOTE_HELP)

@@ -150,7 +150,7 @@ def cmd_selftest(args: argparse.Namespace, console: Console) -> int:
 
     plan = selftest.make_plan(
         drills=[d for d in args.drills.split(",") if d], runs=args.runs, full=args.full,
-        bugs=[b for b in args.bugs.split(",") if b], provider=args.provider)
+        bugs=[b for b in args.bugs.split(",") if b], provider=args.provider, sets=args.sets)
     out = args.out or Path("runs") / f"selftest-{time.strftime('%Y%m%d-%H%M%S')}"
     jobs = sum(1 + sum(d.drill in t for t in plan.targets.values()) for d in plan.drills)
     console.print(f"self-test: {len(plan.drills)} drills, {len(plan.bugs)} bugs, {plan.runs} "

@@ -127,13 +127,16 @@ class SelftestResult:
 
 
 def make_plan(*, drills: Sequence[str] = (), bugs: Sequence[str] = (), runs: int = 1,
-              full: bool = False, provider: str | None = None) -> Plan:
+              full: bool = False, provider: str | None = None,
+              sets: Sequence[str] = ()) -> Plan:
     """Resolve drill names and bug names into a `Plan`; raise `SpecError` for unknown ones,
-    for a bug no selected drill declares (without ``full``), or for ``runs`` outside 1..100."""
+    for a bug no selected drill declares (without ``full``), or for ``runs`` outside 1..100.
+    ``sets`` (``drill run --set`` strings) apply to every selected drill, the correct runs and
+    the bug runs alike (e.g. ``stack.config.fsync=never``, or a shorter ``timeline.settle``)."""
     if not 1 <= runs <= 100:
         raise SpecError(f"--runs must be within 1..100, got {runs}", source="arguments")
-    candidates = tuple(load_drill(n) for n in drills) if drills else \
-        tuple(load_drill(d.path) for d in builtin_drills())
+    candidates = tuple(load_drill(n, sets) for n in drills) if drills else \
+        tuple(load_drill(d.path, sets) for d in builtin_drills())
     known = tuple(dict.fromkeys(b for s in candidates for b in for_spec(s).info.bugs))
     for bug in bugs:
         if bug not in known:

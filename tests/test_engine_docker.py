@@ -103,33 +103,23 @@ def _assert_passed(out: Path, proc: subprocess.CompletedProcess[str]) -> dict[st
 
 @docker_e2e
 @pytest.mark.usefixtures("images")
-def test_dc_east_power_loss_passes_on_docker(tmp_path: Path,
-                                                                  client) -> None:
+def test_dc_east_power_loss_passes_on_docker_and_keep_leaves_the_stack_up(tmp_path: Path,
+                                                                          client) -> None:
+    """The correct ClipStream passes the power cut on containers too (no false alarm there).
+    storage-partition's link faults are the same Toxiproxy API on both providers: its passing
+    run is shown on local processes (tests/test_engine_e2e.py); on containers a partition is
+    shown by the Redis example's drill (tests/examples/test_redis_sentinel.py)."""
     out = tmp_path / "run"
     proc = drill("run", "dc-east-power-loss", "--provider", "docker", "--out", str(out),
-                 cwd=tmp_path)
-    j = _assert_passed(out, proc)
-    (power,) = j["faults"]
-    assert power["kind"] == "power_down" and power["detail"]["nodes"] == ["store-east"]
-    assert power["injected_at"] <= power["reverted_at"]
-    assert j["metrics"]["primary_after"] == "store-west"  # it really failed over
-    state = json.loads((out / "stack" / "stack.json").read_text())
-    assert state["provider"] == "docker" and state["up"] is False
-    assert leftovers(client, project_name(out / "stack")) == []  # taken down: no --keep
-    assert_logs_kept(out / "stack")
-
-
-@docker_e2e
-@pytest.mark.usefixtures("images")
-def test_storage_partition_passes_on_docker_and_keep_leaves_the_stack_up(tmp_path: Path,
-                                                                         client) -> None:
-    out = tmp_path / "run"
-    proc = drill("run", "storage-partition", "--provider", "docker", "--out", str(out),
                  "--keep", cwd=tmp_path)
     try:
         j = _assert_passed(out, proc)
-        (cut,) = j["faults"]
-        assert cut["kind"] == "partition" and cut["target"] == "api->store-east"
+        (power,) = j["faults"]
+        assert power["kind"] == "power_down" and power["detail"]["nodes"] == ["store-east"]
+        assert power["injected_at"] <= power["reverted_at"]
+        assert j["metrics"]["primary_after"] == "store-west"  # it really failed over
+        state = json.loads((out / "stack" / "stack.json").read_text())
+        assert state["provider"] == "docker" and state["up"] is True
         project = project_name(out / "stack")
         running = client.containers.list(filters={"label": f"com.docker.compose.project="
                                                             f"{project}"})  # fmt: skip
@@ -137,16 +127,17 @@ def test_storage_partition_passes_on_docker_and_keep_leaves_the_stack_up(tmp_pat
     finally:
         down = drill("stack", "down", "--dir", str(out / "stack"), cwd=tmp_path)
     assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(client, project_name(out / "stack")) == []
+    state = json.loads((out / "stack" / "stack.json").read_text())
+    assert state["up"] is False
+    assert leftovers(client, project_name(out / "stack")) == []  # taken down by `stack down`
     assert_logs_kept(out / "stack")
 
 
-
-@docker_e2e
-@pytest.mark.usefixtures("images")
+# One detection drill on containers: its power cut and link latency are the docker provider's
+# own fault mechanics. deposed-primary's catch (partitions only, the same Toxiproxy links as
+# storage-partition above) is shown on local processes by tests/test_selftest.py.
 @pytest.mark.parametrize(("drill_name", "bug"), [
     ("lagging-replica-primary-loss", "ack-before-replication"),
-    ("deposed-primary", "no-fencing"),
 ])
 def test_the_drills_catch_planted_bugs_on_docker(tmp_path: Path, client, drill_name: str,
                                                  bug: str) -> None:

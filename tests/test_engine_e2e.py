@@ -48,11 +48,13 @@ def test_power_loss_passes_with_sync_replication(tmp_path):
 
 
 def test_power_loss_fails_when_clipstream_loses_acked_writes(tmp_path):
-    """async replication that lags 2 s and no fsync: the failover really loses acked uploads."""
+    """async replication that lags 2 s and no fsync: the failover really loses acked uploads.
+    The loss happens at the cut, so the outage and the settle are shortened (6 s, 5 s)."""
     out = tmp_path / "run"
     proc = drill("run", "dc-east-power-loss", "--out", str(out),
                  "--set", "stack.config.replication=async", "--set", "stack.config.fsync=never",
-                 "--set", "stack.config.pull_interval=3s")
+                 "--set", "stack.config.pull_interval=3s",
+                 "--set", "timeline.faults[0].for=6s", "--set", "timeline.settle=5s")
     j = journal(out)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert j["verdict"] == "fail"

@@ -78,6 +78,15 @@ def test_bad_plans_are_refused_with_the_reason() -> None:
         selftest.make_plan(runs=0)
     full = selftest.make_plan(drills=["deposed-primary"], bugs=["ack-before-fsync"], full=True)
     assert full.targets == {"ack-before-fsync": ("deposed-primary",)}
+    with pytest.raises(SpecError, match=r"timeline\.setle"):
+        selftest.make_plan(drills=["deposed-primary"], sets=["timeline.setle=5s"])
+
+
+def test_sets_apply_to_every_drill_of_the_plan() -> None:
+    plan = selftest.make_plan(sets=["timeline.settle=5s", "stack.config.fsync=never"])
+    assert plan.drills and all(s.timeline.settle == 5.0 for s in plan.drills)
+    assert all(s.stack.config.fsync == "never" for s in plan.drills)
+    assert selftest.with_bug(plan.drills[0], "no-fencing").timeline.settle == 5.0
 
 
 def test_a_data_objective_failing_is_a_catch_and_the_matrix_says_which(
@@ -138,12 +147,14 @@ def test_a_bug_run_replays_the_drill_as_resolved_with_only_the_bug_added() -> No
 @pytest.mark.slow
 def test_selftest_on_local_processes_passes_the_correct_clipstream_and_catches_the_bug(
         tmp_path: Path) -> None:
-    """Two real drill runs (~40 s each): deposed-primary on the correct ClipStream and with the
-    no-fencing bug planted."""
+    """Two real drill runs (~30 s each): deposed-primary on the correct ClipStream and with the
+    no-fencing bug planted; ``--set`` shortens the settle of both (the deposed primary acks
+    during the 12 s partition, and the old epoch's writes are judged at the end)."""
     out = tmp_path / "st"
     proc = subprocess.run([*DRILL, "selftest", "--drills", "deposed-primary", "--bugs",
-                           "no-fencing", "--out", str(out)], capture_output=True, text=True,
-                          timeout=400, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+                           "no-fencing", "--set", "timeline.settle=5s", "--out", str(out)],
+                          capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "200"})
     data = json.loads((out / "selftest.json").read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = data["matrix"]["deposed-primary"]

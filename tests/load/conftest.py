@@ -156,11 +156,15 @@ class _Relay(BaseHTTPRequestHandler):
             self.close_connection = True  # applied upstream; the client sees a reset
             return
         self.send_response(resp.status)
+        degraded = self.path.startswith("/search")
         for key, value in resp.getheaders():
             if key.lower() == "content-type" or key.lower().startswith("x-clipstream-"):
                 self.send_header(key, value)
+                degraded |= key.lower() == "x-clipstream-degraded"
         if self.path.startswith("/search"):
             self.send_header("X-ClipStream-Degraded", "stale")
+        if degraded and resp.status == 200 and self.path.startswith(("/search", "/feed")):
+            server.count_degraded_list()
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -173,7 +177,9 @@ class LossyProxy(ThreadingHTTPServer):
     ``lose``, the proxy closes the client's connection instead of relaying the answer: the
     write took effect, the client cannot know (a reset: indeterminate). Search answers get
     ``X-ClipStream-Degraded: stale`` added (as from a replica); everything else is relayed.
-    ``lost`` counts the answers lost.
+    ``lost`` counts the answers lost; ``degraded_lists`` the feed and search answers relayed
+    as degraded (every search, and a feed the api's primary did not answer in time, which a
+    loaded machine does produce).
     """
 
     daemon_threads = True
@@ -186,6 +192,7 @@ class LossyProxy(ThreadingHTTPServer):
         self.upstream = (url.hostname or "127.0.0.1", url.port or 80)
         self.lose = lose
         self.lost = 0
+        self.degraded_lists = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever,
@@ -196,6 +203,10 @@ class LossyProxy(ThreadingHTTPServer):
             lost = self._rng.random() < self.lose
             self.lost += lost
             return lost
+
+    def count_degraded_list(self) -> None:
+        with self._lock:
+            self.degraded_lists += 1
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass

@@ -51,6 +51,7 @@ class Run:
     api: str
     started_at: float
     lost: int
+    degraded_lists: int
     requests: list[Request]
     history: list[Op]
 
@@ -67,7 +68,8 @@ def run(clipstream_api: str, lossy_api: LossyProxy,
         time.sleep(RUN_S)
         assert load.alive
     yield Run(api=clipstream_api, started_at=load.started_at, lost=lossy_api.lost,
-              requests=load.requests(), history=load.history())
+              degraded_lists=lossy_api.degraded_lists, requests=load.requests(),
+              history=load.history())
 
 
 def _interrupted(o: Op) -> bool:
@@ -156,11 +158,13 @@ def test_feed_and_search_reads_record_items_and_degraded(run: Run) -> None:
         assert all(isinstance(k, str) and c["views"] >= 0 and c["likes"] >= 0
                    for k, c in o.items)
     assert all(o.degraded is not None for o in reads if o.type == "ok")
-    # The proxy marks every search answer degraded and nothing else (a healthy api serves
-    # feeds and stats from its primary): as many degraded list reads as searches answered.
+    # The proxy marks every search answer degraded, and counts the list answers it relayed
+    # degraded (the searches, and any feed the api's primary was too slow for): the record
+    # says degraded exactly for those (a client timeout may drop a relayed answer or two).
     degraded = sum(bool(o.degraded) for o in lists)
     searches = sum(r.ok for r in run.requests if r.op == "search")
-    assert searches > 0 and abs(degraded - searches) <= 2, (degraded, searches)
+    assert searches > 0 and degraded >= searches - 2, (degraded, searches)
+    assert abs(degraded - run.degraded_lists) <= 2, (degraded, run.degraded_lists)
     feeds = sum(r.ok for r in run.requests if r.op == "feed")
     assert abs(len(lists) - degraded - feeds) <= USERS
     stats = [o for o in reads if o.key is not None and o.type == "ok"]
