@@ -54,7 +54,8 @@ def baseline_health(
 def params_of(spec: DrillSpec) -> AnalysisParams:
     a = spec.analysis
     return AnalysisParams(bucket_s=a.bucket, hold_s=a.hold, rho=a.rho, epsilon=a.epsilon,
-                          min_bucket_requests=a.min_bucket_requests, stragglers=a.stragglers)
+                          min_bucket_requests=a.min_bucket_requests, stragglers=a.stragglers,
+                          failback_s=a.failback)
 
 
 def _secs(v: float | None) -> str:

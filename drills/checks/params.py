@@ -31,6 +31,11 @@ class AnalysisParams:
       without counting as an outage (its success rate must be under the threshold *and* it
       must hold more failures than this). A bucket whose requests all failed is always below.
       ``0`` (the default) judges by the success rate alone.
+    - ``failback_s``: a *failback* outage (one the revert causes: a zone back on, a link
+      healed) must begin within this long of the revert, or of the injection outage's
+      recovery when that came later. A dip later than that is not this fault's doing: in a
+      ten-minute settle at 1,000 req/s, two timeouts in one bucket 400 s after the revert
+      read as a 400 s RTO otherwise. It is still in the run's error counts.
 
     Defaults, chosen together: with ε = 0.05 and at least 20 baseline requests per bucket, a
     bucket at baseline throughput counts as an outage only when about two of its ~20 requests
@@ -39,7 +44,8 @@ class AnalysisParams:
     has thinned to a handful of requests is judged strictly by default (one failure among ten
     is an outage: the dip is usually the fault's doing); ``stragglers: 1`` forgives it.
 
-    Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket or hold, a ``rho``
+    Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket, hold or failback
+    window, a ``rho``
     or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests`` or ``stragglers``.
     """
 
@@ -49,9 +55,10 @@ class AnalysisParams:
     epsilon: float = 0.05
     min_bucket_requests: float = 20.0
     stragglers: int = 0
+    failback_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("bucket_s", "hold_s"):
+        for name in ("bucket_s", "hold_s", "failback_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise SpecError(f"must be a positive number of seconds, got {value!r}",

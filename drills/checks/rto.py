@@ -43,7 +43,11 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   any) is a *failback* outage, measured the same way from the revert:
   ``failback = t_r' - t_v``. The class's RTO for the fault is the longer of the two, each from
   the event that caused it, so a 2 s hiccup when dc-east returns 16 s after the power cut reads
-  as 2 s of failback, not as an 18 s outage (and not as nothing).
+  as 2 s of failback, not as an 18 s outage (and not as nothing). A failback outage must begin
+  within ``failback_s`` (30 s) of the revert, or of the injection outage's recovery when that
+  came later: a dip later than that is not the revert's doing (a long settle at a high rate
+  has stray timeouts; read as failback, two of them in one bucket 400 s after the revert were
+  a 400 s RTO).
 - **Stall**: the pauses between successful answers are evidence too (bucket widening for a
   slow class, or requests that wait out a stall and then succeed, can leave every bucket above
   the threshold): a pause between successful answers that begins near the injection (or the
@@ -244,7 +248,11 @@ def measure_rto(
     j: int | None = 0
     if active:
         j = _recovery_index(good, start=active[0], hold=hold, counts=window, need=need)
-    later = [] if j is None else [k for k in below_in_span if k >= max(k_rev, j)]
+    later: list[int] = []
+    if j is not None:
+        # a failback begins within failback_s of the revert (or of the recovery, if later)
+        opens = math.inf if reverted is None else max(reverted, j * width) + params.failback_s
+        later = [k for k in below_in_span if k >= max(k_rev, j) and k * width < opens]
     failback_s: float | None = None
     if later and reverted is not None:
         jf = _recovery_index(good, start=later[0], hold=hold, counts=window, need=need)

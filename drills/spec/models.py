@@ -126,6 +126,10 @@ class AnalysisSpec(SpecModel):
     exposure_window: PositiveDuration = _f(
         1.0, typ="duration > 0", doc="A write acknowledged within this long before a fault is "
         "injected counts as at risk (it could still be un-replicated or un-fsync'd).")
+    failback: PositiveDuration = _f(
+        30.0, typ="duration > 0", doc="An outage that begins after a fault's revert counts as "
+        "its failback (measured from the revert) only if it begins within this long of it; a "
+        "later dip is not the fault's doing.")
 
     @model_validator(mode="after")
     def _hold_spans_buckets(self) -> AnalysisSpec:

@@ -350,6 +350,28 @@ def test_an_outage_that_begins_after_the_revert_is_failback_measured_from_the_re
     assert not late.failback and late.rto_s == pytest.approx(17.0)
 
 
+def test_a_dip_long_after_the_revert_is_not_failback():
+    """Seen in a 10-minute run at 1,000 req/s: a stray dip 400 s after dc-east returned read
+    as a 400 s RTO. A failback begins within failback_s of the revert; later, it is noise."""
+    params = AnalysisParams(epsilon=0.02, min_bucket_requests=16.0, failback_s=10.0)
+    f = FaultRecord(id="f1", kind="power_down", target="dc-east", scheduled_at=TF - T0,
+                    injected_at=TF, reverted_at=TF + 5.0)
+
+    def rto(ok: Callable[[float], bool]) -> object:
+        return measure_rto(traffic("feed", T0, END, 80, ok=ok), op="feed", fault=f,
+                           baseline_start=T0, baseline_end=TF, params=params)
+
+    late = rto(outage(TF + 20.0, TF + 21.0))  # 15 s after the revert: past the 10 s window
+    assert not late.failback and late.rto_s == 0.0  # type: ignore[attr-defined]
+    near = rto(outage(TF + 12.0, TF + 13.0))  # 7 s after the revert: its failback (from it)
+    assert near.failback and near.rto_s == pytest.approx(8.0)  # type: ignore[attr-defined]
+    # the window opens at the injection outage's recovery when that came after the revert
+    both = rto(lambda t: not (TF <= t < TF + 8.0 or TF + 16.0 <= t < TF + 17.0))
+    assert both.failback and both.failback_s == pytest.approx(12.0)  # type: ignore[attr-defined]
+    with pytest.raises(SpecError, match=r"positive number of seconds"):
+        AnalysisParams(failback_s=0.0)
+
+
 def test_the_rto_is_the_longer_of_the_injection_outage_and_the_failback():
     ok = lambda t: not (TF <= t < TF + 3.0 or REV <= t < REV + 1.0)  # noqa: E731
     r = rto_reverted(traffic("feed", T0, END, 80, ok=ok))
