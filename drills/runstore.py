@@ -36,7 +36,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
-from drills.checks.digest import DigestBuilder, HistoryDigest, validate_op
+from drills.checks.digest import (
+    DigestBuilder,
+    HistoryDigest,
+    OpLine,
+    check_op_rules,
+    validate_op,
+)
 from drills.checks.frame import FrameBuilder, RequestFrame
 from drills.errors import SpecError
 from drills.journal import JOURNAL_FILE, Judgement
@@ -63,6 +69,19 @@ def _decoder() -> Callable[[bytes], Any]:
         return json.loads
     decode: Callable[[bytes], Any] = msgspec.json.Decoder().decode
     return decode
+
+
+def _history_decoder() -> tuple[Callable[[bytes], Any], Callable[[Mapping[str, Any]], None]]:
+    """(decode, check) for history lines: msgspec's decoder typed as `OpLine` (it checks every
+    field's type in C, counters included, and gives the same dict `json.loads` would, less
+    unknown fields) with the one rule a type cannot say (`check_op_rules`); without msgspec,
+    `json.loads` and the whole `validate_op` in Python."""
+    try:
+        import msgspec  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return json.loads, validate_op
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(OpLine).decode
+    return decode, check_op_rules
 
 
 class _Unsorted(Exception):
@@ -113,28 +132,29 @@ def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any]
         yield line, d
 
 
-def _ops(path: Path, decode: Callable[[bytes], Any]) -> Iterator[_Line]:
+def _ops(path: Path) -> Iterator[_Line]:
     """The ops of one history file as (time, line, op) in file order, validated."""
-    for line, d in _accepted(path, decode, validate_op):
+    decode, check = _history_decoder()
+    for line, d in _accepted(path, decode, check):
         yield d["time"], line if line.endswith(b"\n") else line + b"\n", d
 
 
-def _sorted_ops(path: Path, decode: Callable[[bytes], Any]) -> Iterator[_Line]:
+def _sorted_ops(path: Path) -> Iterator[_Line]:
     """`_ops` of a file that is in time order; raises `_Unsorted` at the first op that is not."""
     last = float("-inf")
-    for item in _ops(path, decode):
+    for item in _ops(path):
         if item[0] < last:
             raise _Unsorted(str(path))
         last = item[0]
         yield item
 
 
-def _reordered(path: Path, decode: Callable[[bytes], Any], window: float) -> Iterator[_Line]:
+def _reordered(path: Path, window: float) -> Iterator[_Line]:
     """`_ops` of one file in time order (stable) through a reorder window of ``window`` s;
     raises `_Unsorted` when an op comes later than that (``window`` inf: sort the file)."""
     heap: list[tuple[float, int, bytes, dict[str, Any]]] = []
     newest = last = float("-inf")
-    for seq, (t, line, d) in enumerate(_ops(path, decode)):
+    for seq, (t, line, d) in enumerate(_ops(path)):
         if t < last:
             raise _Unsorted(str(path))
         heapq.heappush(heap, (t, seq, line, d))
@@ -151,9 +171,7 @@ def _merge_history(paths: list[Path], out: IO[bytes] | None, builder: DigestBuil
                    window: float | None) -> None:
     """Every op of ``paths`` in time order (stable: file order, then line order) to ``out``
     and ``builder``; ``window`` None: the files must be in time order (`_Unsorted`)."""
-    decode = _decoder()
-    streams = [_sorted_ops(p, decode) if window is None else _reordered(p, decode, window)
-               for p in paths]
+    streams = [_sorted_ops(p) if window is None else _reordered(p, window) for p in paths]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=itemgetter(0))
     write = out.write if out is not None else None
     fold = builder.fold if builder is not None else None
@@ -215,11 +233,10 @@ def _write_synced(path: Path, chunks: Iterable[str]) -> None:
 def read_history(path: Path, *, winner: StoreSnapshot | None) -> HistoryDigest:
     """The digest of a run's ``history.jsonl`` (trimmed for ``winner``; untrimmed when the
     file is out of time order); `SpecError` for a malformed line."""
-    decode = _decoder()
     for trim in (True, False):
         builder = DigestBuilder(trim=trim, winner=winner)
         try:
-            for _t, _line, d in _ops(path, decode):
+            for _t, _line, d in _ops(path):
                 builder.fold(d)
         except ValueError:  # out of time order: only an untrimmed digest is exact
             continue

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Required, TypedDict
 
 from drills.checks.history import Completion, by_id, completions
 from drills.model import OP_FS, OP_TYPES, Counts, Item, Op, StoreSnapshot
@@ -119,6 +119,7 @@ class DigestBuilder:
         self._pending: dict[str, tuple[int, Mapping[str, Any]]] = {}
         self._strings: dict[str, str] = {}
         self._acked: set[tuple[str, str]] = set()  # (key, counter) with an ok increment so far
+        self._acked_keys: set[str] = set()  # their keys (most items shown have none)
         self._last = float("-inf")
         self.judged = 0
         self.judged_degraded = 0
@@ -214,9 +215,10 @@ class DigestBuilder:
                 raw_counts, raw_items = done.get("counts"), done.get("items")
                 counts = None if raw_counts is None else _as_counts(raw_counts)
                 items = None if raw_items is None else tuple(
-                    (str(k), _as_counts(cs)) for k, cs in _pairs(raw_items))
+                    (str(k), _as_counts(cs)) for k, cs in raw_items)
             if f == "incr" and done["type"] == "ok" and key is not None and counter is not None:
                 self._acked.add((key, counter))
+                self._acked_keys.add(key)
         elif f == "read" and self.trim:
             return None  # a read that never completed: no check reads it
         s = self._s
@@ -254,13 +256,12 @@ class DigestBuilder:
             return True  # served by another store: _read_kept looks at its keys
         if invoke is None:
             return False
-        if raw_counts is not None and key is not None and 0 in raw_counts.values() \
-                and _zero_acked(key, raw_counts, self._acked):
+        acked, keys = self._acked, self._acked_keys
+        if raw_counts is not None and key in keys and _zero_acked(key, raw_counts, acked):
             return True
         if raw_items is not None:
-            acked = self._acked
-            for k, cs in _pairs(raw_items):
-                if 0 in cs.values() and _zero_acked(k, cs, acked):
+            for k, cs in raw_items:  # the hot loop of a long game day: a feed shows 20 keys
+                if k in keys and 0 in cs.values() and _zero_acked(k, cs, acked):
                     return True
         return False
 
@@ -282,7 +283,7 @@ class DigestBuilder:
         items: list[tuple[str, Mapping[str, Any]]] | None = None
         if raw_items is not None:
             items = []
-            for k, cs in _pairs(raw_items):
+            for k, cs in raw_items:
                 gone = other and k not in winner_keys
                 zero = invoked and _zero_acked(k, cs, self._acked)
                 if gone or zero:
@@ -295,17 +296,46 @@ class DigestBuilder:
             (str(k), _as_counts(cs)) for k, cs in items)
 
 
+class OpLine(TypedDict, total=False):
+    """One history line as the typed decoder reads it (`drills.runstore`): a plain dict whose
+    fields have the types an `Op` needs (counters are integers, not booleans), so the digest
+    need not check them again. ``process``, ``id`` and the text fields are taken as they come,
+    as `Op.from_dict` takes them."""
+
+    process: Required[Any]
+    type: Required[Literal["invoke", "ok", "fail", "info"]]
+    f: Required[Literal["write", "incr", "read"]]
+    id: Required[Any]
+    time: Required[float]
+    key: Any
+    counter: Any
+    counts: dict[str, int] | None
+    epoch: Any
+    store: Any
+    error: Any
+    attempt: Any
+    degraded: Any
+    items: list[tuple[Any, dict[str, int]]] | None
+
+
+def check_op_rules(d: Mapping[str, Any]) -> None:
+    """The rule of an op that its field types cannot say (`OpLine` says the rest): an
+    ``incr`` invoke names its counter. Raises `ValueError`."""
+    if d["f"] == "incr" and d["type"] == "invoke" and not d.get("counter"):
+        raise ValueError("an incr invoke must name its counter")
+
+
 def validate_op(d: Mapping[str, Any]) -> None:
     """Raise `ValueError`/`TypeError`/`KeyError` for a parsed history line that is not an op
-    (as `Op.from_dict` does; counter values are checked as the digest reads them), and for a
-    ``time`` that is not a number."""
+    (as `Op.from_dict` does), for a ``time`` that is not a number, and for counts or items
+    whose counters are not integers: everything `OpLine` and `check_op_rules` check, for a
+    mapping that did not come through the typed decoder."""
     kind, f = d["type"], d["f"]
     if kind not in OP_TYPES:
         raise ValueError(f"op type must be invoke|ok|fail|info, got {kind!r}")
     if f not in OP_FS:
         raise ValueError(f"op f must be write|incr|read, got {f!r}")
-    if f == "incr" and kind == "invoke" and not d.get("counter"):
-        raise ValueError("an incr invoke must name its counter")
+    check_op_rules(d)
     for name in ("process", "id", "time"):
         if name not in d:
             raise TypeError(f"missing op field {name!r}")
@@ -313,8 +343,21 @@ def validate_op(d: Mapping[str, Any]) -> None:
     if isinstance(t, bool) or not isinstance(t, int | float):
         raise TypeError(f"time must be a number, got {t!r}")
     counts = d.get("counts")
-    if counts is not None and not isinstance(counts, Mapping):
-        raise TypeError(f"counts must be an object, got {counts!r}")
+    if counts is not None:
+        _check_counts(counts, "counts")
+    items = d.get("items")
+    if items is not None:
+        for pair in items:
+            key, shown = pair
+            _check_counts(shown, f"item {key!r}: counts")
+
+
+def _check_counts(counts: Any, what: str) -> None:
+    if not isinstance(counts, Mapping):
+        raise TypeError(f"{what} must be an object, got {counts!r}")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"counter {name!r} must be an integer, got {value!r}")
 
 
 def _shows(done: Mapping[str, Any]) -> bool:
@@ -322,25 +365,10 @@ def _shows(done: Mapping[str, Any]) -> bool:
         or done.get("items") is not None
 
 
-def _zero_acked(key: Any, counts: Mapping[str, Any], acked: set[tuple[str, str]]) -> bool:
-    """True when ``counts`` shows 0 for a counter of ``key`` with an ok increment so far; raises
-    `TypeError` for a value that is not an integer (as `Counts` does)."""
-    hit = False
-    for name, value in counts.items():
-        if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TypeError(f"counter {name!r} must be an integer, got {value!r}")
-        if value == 0 and (key, name) in acked:
-            hit = True
-    return hit
-
-
-def _pairs(raw: Any) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """The (key, counts) items of a list read; `TypeError` for a malformed one."""
-    for pair in raw:
-        key, counts = pair
-        if not isinstance(counts, Mapping):
-            raise TypeError(f"item {key!r}: counts must be an object, got {counts!r}")
-        yield key, counts
+def _zero_acked(key: Any, counts: Mapping[str, int], acked: set[tuple[str, str]]) -> bool:
+    """True when ``counts`` (validated) shows 0 for a counter of ``key`` with an ok increment
+    so far."""
+    return any(value == 0 and (key, name) in acked for name, value in counts.items())
 
 
 def _as_counts(value: Any) -> Counts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from drills.checks import (
 from drills.checks.columns import frame_series
 from drills.checks.digest import DigestBuilder, HistoryDigest
 from drills.checks.frame import RequestFrame
+from drills.errors import SpecError
 from drills.model import FaultRecord, FinalRead, Op, Request
 from drills.runstore import merge_records
 from tests.checks._build import T0, fault, feed_read, final, flatten, snap, stats_read, write
@@ -255,6 +257,8 @@ def test_merge_records_writes_what_the_list_readers_read_and_judges_the_same(
 
     if decoder == "json":
         monkeypatch.setattr(runstore, "_decoder", lambda: json.loads)
+        monkeypatch.setattr(runstore, "_history_decoder",
+                            lambda: (json.loads, runstore.validate_op))
 
     history, fin, faults = _deposed_primary()
     load = tmp_path / "load"
@@ -281,3 +285,40 @@ def test_merge_records_writes_what_the_list_readers_read_and_judges_the_same(
     assert merged.history is not None
     assert _all_checks(merged.history, fin, faults) == _all_checks(read_history(load), fin,
                                                                    faults)
+
+
+_GOOD_OP = {"process": "p1", "type": "ok", "f": "read", "id": "r1", "time": 1.5}
+
+
+@pytest.mark.parametrize("decoder", ["default", "json"])
+@pytest.mark.parametrize(("bad", "says"), [
+    ({"counts": {"views": True}}, "views|int"),
+    ({"counts": {"views": "3"}}, "views|int"),
+    ({"counts": [1, 2]}, "counts|object"),
+    ({"items": [["v1", {"likes": 1.5}]]}, "likes|int"),
+    ({"items": [["v1", 7]]}, "object"),
+    ({"type": "done"}, "type|done"),
+    ({"f": "delete"}, "delete|f"),
+    ({"time": "noon"}, "time|float|number"),
+    ({"f": "incr", "type": "invoke"}, "counter"),
+])
+def test_a_malformed_history_line_is_an_error_naming_file_and_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: str, bad: dict[str, object],
+        says: str) -> None:
+    """Typed decoding (msgspec) and the standard library's path refuse the same lines, each
+    with the file and line: a counter that is not an integer, an unknown type or f, a time
+    that is no number, an incr invoke without its counter."""
+    from drills import runstore
+
+    if decoder == "json":
+        monkeypatch.setattr(runstore, "_history_decoder",
+                            lambda: (json.loads, runstore.validate_op))
+    load = tmp_path / "load"
+    load.mkdir()
+    good = json.dumps(_GOOD_OP)
+    path = load / "history-7.jsonl"
+    path.write_text(f"{good}\n{json.dumps({**_GOOD_OP, **bad})}\n{good}\n")
+    with pytest.raises(SpecError) as info:
+        merge_records(load, tmp_path / "run")
+    assert info.value.source == str(path) and "line 2" in str(info.value), info.value
+    assert re.search(says, str(info.value), re.I), info.value
