@@ -88,24 +88,6 @@ class _Unsorted(Exception):
     """A history file is out of time order by more than the reorder window."""
 
 
-def _scan(path: Path, decode: Callable[[bytes], Any]) -> Iterator[tuple[int, bytes, Any]]:
-    """(line number, line, parsed JSON) of every non-blank line of ``path``; a torn last line
-    (no newline: a killed writer) that does not parse is skipped, any other `SpecError`."""
-    try:
-        with path.open("rb") as fh:
-            for n, line in enumerate(fh, start=1):
-                try:
-                    yield n, line, decode(line)
-                except ValueError as exc:
-                    if not line.strip():
-                        continue
-                    if not line.endswith(b"\n"):
-                        return
-                    raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
-    except OSError as exc:
-        raise SpecError(f"cannot read it: {exc.strerror or exc}", source=str(path)) from exc
-
-
 def read_frame(paths: Iterable[Path]) -> RequestFrame:
     """The requests of every file of ``paths`` (in that order) as a frame sorted by start
     time; `SpecError` naming the file and line of a malformed record."""
@@ -119,34 +101,39 @@ def read_frame(paths: Iterable[Path]) -> RequestFrame:
 
 def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any], object]
               ) -> Iterator[tuple[bytes, Any]]:
-    """(line, record) of every line of ``path`` that ``accept`` takes, in file order; a torn
-    last line (a killed writer) ends the file, any other it refuses is a `SpecError` naming
-    the file and line."""
-    for n, line, d in _scan(path, decode):
-        try:
-            accept(d)
-        except (ValueError, KeyError, TypeError) as exc:
-            if not line.endswith(b"\n"):
-                return  # torn tail
-            raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
-        yield line, d
+    """(line, record) of every non-blank line of ``path`` that parses and that ``accept``
+    takes, in file order; a torn last line (no newline: a killed writer) that does not ends
+    the file, any other line that does not is a `SpecError` naming the file and line. One
+    loop: a long game day's records are millions of lines."""
+    try:
+        with path.open("rb") as fh:
+            for n, line in enumerate(fh, start=1):
+                try:
+                    d = decode(line)
+                    accept(d)
+                except (ValueError, KeyError, TypeError) as exc:
+                    if not line.strip():
+                        continue
+                    if not line.endswith(b"\n"):
+                        return  # torn tail
+                    raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+                yield line, d
+    except OSError as exc:
+        raise SpecError(f"cannot read it: {exc.strerror or exc}", source=str(path)) from exc
 
 
-def _ops(path: Path) -> Iterator[_Line]:
-    """The ops of one history file as (time, line, op) in file order, validated."""
+def _ops(path: Path, *, ordered: bool = False) -> Iterator[_Line]:
+    """The ops of one history file as (time, line, op) in file order, validated; with
+    ``ordered``, raises `_Unsorted` at the first op that is earlier than the one before."""
     decode, check = _history_decoder()
-    for line, d in _accepted(path, decode, check):
-        yield d["time"], line if line.endswith(b"\n") else line + b"\n", d
-
-
-def _sorted_ops(path: Path) -> Iterator[_Line]:
-    """`_ops` of a file that is in time order; raises `_Unsorted` at the first op that is not."""
     last = float("-inf")
-    for item in _ops(path):
-        if item[0] < last:
-            raise _Unsorted(str(path))
-        last = item[0]
-        yield item
+    for line, d in _accepted(path, decode, check):
+        t = d["time"]
+        if ordered:
+            if t < last:
+                raise _Unsorted(str(path))
+            last = t
+        yield t, line if line.endswith(b"\n") else line + b"\n", d
 
 
 def _reordered(path: Path, window: float) -> Iterator[_Line]:
@@ -171,7 +158,7 @@ def _merge_history(paths: list[Path], out: IO[bytes] | None, builder: DigestBuil
                    window: float | None) -> None:
     """Every op of ``paths`` in time order (stable: file order, then line order) to ``out``
     and ``builder``; ``window`` None: the files must be in time order (`_Unsorted`)."""
-    streams = [_sorted_ops(p) if window is None else _reordered(p, window) for p in paths]
+    streams = [_ops(p, ordered=True) if window is None else _reordered(p, window) for p in paths]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=itemgetter(0))
     write = out.write if out is not None else None
     fold = builder.fold if builder is not None else None
