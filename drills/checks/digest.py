@@ -277,15 +277,16 @@ class DigestBuilder:
         keep = done.get("degraded") is True
         if other and key is not None and key not in winner_keys:
             keep = True
-        if (invoked and key is not None and raw_counts is not None
-                and _zero_acked(key, raw_counts, self._acked)):
+        acked, keys = self._acked, self._acked_keys
+        if (invoked and raw_counts is not None and key in keys
+                and _zero_acked(key, raw_counts, acked)):
             keep = True
         items: list[tuple[str, Mapping[str, Any]]] | None = None
         if raw_items is not None:
             items = []
             for k, cs in raw_items:
                 gone = other and k not in winner_keys
-                zero = invoked and _zero_acked(k, cs, self._acked)
+                zero = invoked and k in keys and _zero_acked(k, cs, acked)
                 if gone or zero:
                     items.append((k, cs))
                     keep = True
