@@ -15,6 +15,7 @@ analysis, checked out with
 
     .venv/bin/python benchmarks/analysis_scale.py                   # 100k, 1M, 1.8M vs 0967c81
     .venv/bin/python benchmarks/analysis_scale.py --sizes 100000 --old /tmp/old
+    .venv/bin/python benchmarks/analysis_scale.py --rev ed3eb02 --old-impl new   # vs streaming
 
 Records are cached under ``--cache`` (default ``/tmp/drills-analysis-scale``, 2.2 GB for the three
 sizes). Prints one table (wall and CPU seconds, MB, ratios, and whether both judged every check
@@ -26,6 +27,14 @@ Measured on the 2-core box (shared; CPU seconds are the steadier figure):
       100000    45.0     6.9   6.5x     35.0     5.5      512     171   3.0x  True
      1000000   447.7    48.8   9.2x    344.7    40.6     4330     516   8.4x  True
      1800000   541.4    67.2   8.1x    533.8    64.9     7706     804   9.6x  True
+
+and against the streaming code of ed3eb02 (``--rev ed3eb02 --old-impl new``), after typed
+decoding and cheaper read screening:
+
+    requests   old s   new s  ratio  old CPU new CPU   old MB  new MB  ratio  same checks
+      100000     4.2     3.4   1.2x      4.2     3.3      171     163   1.0x  True
+     1000000    32.9    25.2   1.3x     32.6    24.9      521     469   1.1x  True
+     1800000    53.1    45.5   1.2x     52.6    45.0      823     718   1.1x  True
 """
 
 from __future__ import annotations
@@ -328,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rev", default="0967c81",
                     help="git revision of the old code (default: the last one before streaming)")
     ap.add_argument("--old", type=Path, help="a checkout of the old code (instead of --rev)")
+    ap.add_argument("--old-impl", choices=("old", "new"), default="old",
+                    help="the post-load path the old revision runs: 'old' (merge, judge on a "
+                    "second read, reports twice: revisions before the streaming analysis) or "
+                    "'new' (the engine's verify: a revision that has it)")
     ap.add_argument("--only", choices=("old", "new"))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
@@ -342,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         for impl, tree in (("old", old_tree), ("new", ROOT)):
             if args.only and impl != args.only:
                 continue
-            r = _run_child(tree, records, impl)
+            r = _run_child(tree, records, args.old_impl if impl == "old" else "new")
             row[impl] = r
             print(f"{n:>9} {impl}: {r['seconds']:7.1f} s ({r['cpu_s']:.1f} s CPU)  "
                   f"peak {r['peak_rss_mb']:7.0f} MB  "
