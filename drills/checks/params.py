@@ -34,8 +34,8 @@ class AnalysisParams:
     - ``failback_s``: a *failback* outage (one the revert causes: a zone back on, a link
       healed) must begin within this long of the revert, or of the injection outage's
       recovery when that came later. A dip later than that is not this fault's doing: in a
-      ten-minute settle at 1,000 req/s, two timeouts in one bucket 400 s after the revert
-      read as a 400 s RTO otherwise. It is still in the run's error counts.
+      ten-minute settle at 1,000 req/s, a throughput dip 400 s after the revert read as a
+      400 s RTO otherwise. Such a dip still shows in the run's plots and error counts.
 
     Defaults, chosen together: with ε = 0.05 and at least 20 baseline requests per bucket, a
     bucket at baseline throughput counts as an outage only when about two of its ~20 requests
@@ -45,8 +45,8 @@ class AnalysisParams:
     is an outage: the dip is usually the fault's doing); ``stragglers: 1`` forgives it.
 
     Raises `SpecError` (field ``analysis.<name>``) for a non-positive bucket, hold or failback
-    window, a ``rho``
-    or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests`` or ``stragglers``.
+    window, a ``rho`` or ``epsilon`` outside [0, 1], or a negative ``min_bucket_requests`` or
+    ``stragglers``.
     """
 
     bucket_s: float = 0.25

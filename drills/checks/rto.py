@@ -46,8 +46,7 @@ Definitions (DESIGN.md "Measurements"), for one class and a fault injected at ``
   as 2 s of failback, not as an 18 s outage (and not as nothing). A failback outage must begin
   within ``failback_s`` (30 s) of the revert, or of the injection outage's recovery when that
   came later: a dip later than that is not the revert's doing (a long settle at a high rate
-  has stray timeouts; read as failback, two of them in one bucket 400 s after the revert were
-  a 400 s RTO).
+  has stray dips; read as failback, one 400 s after the revert was a 400 s RTO).
 - **Stall**: the pauses between successful answers are evidence too (bucket widening for a
   slow class, or requests that wait out a stall and then succeed, can leave every bucket above
   the threshold): a pause between successful answers that begins near the injection (or the
