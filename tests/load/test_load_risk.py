@@ -159,12 +159,15 @@ def test_feed_and_search_reads_record_items_and_degraded(run: Run) -> None:
                    for k, c in o.items)
     assert all(o.degraded is not None for o in reads if o.type == "ok")
     # The proxy marks every search answer degraded, and counts the list answers it relayed
-    # degraded (the searches, and any feed the api's primary was too slow for): the record
-    # says degraded exactly for those (a client timeout may drop a relayed answer or two).
+    # degraded (the searches, and any feed the api's primary was too slow for; it counts
+    # before it writes the answer). Each of those reached the client as a degraded ok read,
+    # or was lost to the client (a timeout, or the load stopping): a list read that is not ok.
     degraded = sum(bool(o.degraded) for o in lists)
     searches = sum(r.ok for r in run.requests if r.op == "search")
     assert searches > 0 and degraded >= searches - 2, (degraded, searches)
-    assert abs(degraded - run.degraded_lists) <= 2, (degraded, run.degraded_lists)
+    unanswered = sum(1 for o in reads if o.key is None and o.type != "ok")
+    assert run.degraded_lists - unanswered <= degraded <= run.degraded_lists, \
+        (degraded, run.degraded_lists, unanswered)
     feeds = sum(r.ok for r in run.requests if r.op == "feed")
     assert abs(len(lists) - degraded - feeds) <= USERS
     stats = [o for o in reads if o.key is not None and o.type == "ok"]
