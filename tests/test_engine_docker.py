@@ -134,8 +134,10 @@ def test_dc_east_power_loss_passes_on_docker_and_keep_leaves_the_stack_up(tmp_pa
 
 
 # One detection drill on containers: its power cut and link latency are the docker provider's
-# own fault mechanics. deposed-primary's catch (partitions only, the same Toxiproxy links as
-# storage-partition above) is shown on local processes by tests/test_selftest.py.
+# own fault mechanics. deposed-primary's catch (partitions only, through the same Toxiproxy
+# API as every link fault) is shown on local processes by tests/test_selftest.py.
+@docker_e2e
+@pytest.mark.usefixtures("images")
 @pytest.mark.parametrize(("drill_name", "bug"), [
     ("lagging-replica-primary-loss", "ack-before-replication"),
 ])
