@@ -83,7 +83,9 @@ def _counts(value: Mapping[str, int] | None) -> Counts | None:
     return None if value is None or isinstance(value, Counts) else Counts(value)
 
 
-def _items(value: Iterable[tuple[str, Mapping[str, int]]] | None) -> tuple[Item, ...] | None:
+def as_items(value: Iterable[tuple[str, Mapping[str, int]]] | None) -> tuple[Item, ...] | None:
+    """A list read's ``(key, counts)`` items as `Item` tuples; `TypeError` for an item whose
+    counts are not an object of integer counters."""
     if value is None:
         return None
     out: list[Item] = []
@@ -137,6 +139,13 @@ def classes_of(
     return tuple(dict.fromkeys(r.op for r in requests))
 
 
+def check_op_rules(d: Mapping[str, Any]) -> None:
+    """The rule of a history line that its field types cannot say: an ``incr`` invoke names
+    its counter. Raises `ValueError`."""
+    if d.get("f") == "incr" and d["type"] == "invoke" and not d.get("counter"):
+        raise ValueError("an incr invoke must name its counter")
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
     """One entry of a Jepsen-style history (one line of ``history.jsonl``).
@@ -188,7 +197,7 @@ class Op:
         if self.counts is not None and not isinstance(self.counts, Counts):
             object.__setattr__(self, "counts", _counts(self.counts))
         if self.items is not None:
-            object.__setattr__(self, "items", _items(self.items))
+            object.__setattr__(self, "items", as_items(self.items))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -206,8 +215,7 @@ class Op:
     def from_dict(cls, d: Mapping[str, Any]) -> Op:
         """Parse one history line. Raises `ValueError`/`TypeError`/`KeyError` for a line that
         is not an op (unknown ``type`` or ``f``, an ``incr`` invoke without ``counter``)."""
-        if d.get("f") == "incr" and d["type"] == "invoke" and not d.get("counter"):
-            raise ValueError("an incr invoke must name its counter")
+        check_op_rules(d)
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         if kw.get("counts") is not None and not isinstance(kw["counts"], Mapping):

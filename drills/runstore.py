@@ -26,6 +26,7 @@ the stable sort of the files' concatenation, as `drills.load.records.read_reques
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import os
@@ -36,18 +37,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
-from drills.checks.digest import (
-    DigestBuilder,
-    HistoryDigest,
-    OpLine,
-    check_op_rules,
-    validate_op,
-)
+from drills.checks.digest import DigestBuilder, HistoryDigest, OpLine, validate_op
 from drills.checks.frame import FrameBuilder, RequestFrame
 from drills.errors import SpecError
 from drills.journal import JOURNAL_FILE, Judgement
 from drills.load.records import HISTORY_GLOB, REQUESTS_GLOB
-from drills.model import FaultRecord, FinalRead, StoreSnapshot
+from drills.model import FaultRecord, FinalRead, StoreSnapshot, check_op_rules
 
 DRILL_FILE = "drill.yaml"
 PREEXISTING_FILE = "preexisting.json"
@@ -71,6 +66,7 @@ def _decoder() -> Callable[[bytes], Any]:
     return decode
 
 
+@functools.cache
 def _history_decoder() -> tuple[Callable[[bytes], Any], Callable[[Mapping[str, Any]], None]]:
     """(decode, check) for history lines: msgspec's decoder typed as `OpLine` (it checks every
     field's type in C, counters included, and gives the same dict `json.loads` would, less

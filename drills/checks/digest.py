@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Required, TypedDict
 
 from drills.checks.history import Completion, by_id, completions
-from drills.model import OP_FS, OP_TYPES, Counts, Item, Op, StoreSnapshot
+from drills.model import (
+    OP_FS,
+    OP_TYPES,
+    Counts,
+    Item,
+    Op,
+    StoreSnapshot,
+    as_items,
+    check_op_rules,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,13 +328,6 @@ class OpLine(TypedDict, total=False):
     items: list[tuple[Any, dict[str, int]]] | None
 
 
-def check_op_rules(d: Mapping[str, Any]) -> None:
-    """The rule of an op that its field types cannot say (`OpLine` says the rest): an
-    ``incr`` invoke names its counter. Raises `ValueError`."""
-    if d["f"] == "incr" and d["type"] == "invoke" and not d.get("counter"):
-        raise ValueError("an incr invoke must name its counter")
-
-
 def validate_op(d: Mapping[str, Any]) -> None:
     """Raise `ValueError`/`TypeError`/`KeyError` for a parsed history line that is not an op
     (as `Op.from_dict` does), for a ``time`` that is not a number, and for counts or items
@@ -345,20 +347,8 @@ def validate_op(d: Mapping[str, Any]) -> None:
         raise TypeError(f"time must be a number, got {t!r}")
     counts = d.get("counts")
     if counts is not None:
-        _check_counts(counts, "counts")
-    items = d.get("items")
-    if items is not None:
-        for pair in items:
-            key, shown = pair
-            _check_counts(shown, f"item {key!r}: counts")
-
-
-def _check_counts(counts: Any, what: str) -> None:
-    if not isinstance(counts, Mapping):
-        raise TypeError(f"{what} must be an object, got {counts!r}")
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"counter {name!r} must be an integer, got {value!r}")
+        _as_counts(counts)  # the model's rules (Counts, as_items), not a copy of them
+    as_items(d.get("items"))
 
 
 def _shows(done: Mapping[str, Any]) -> bool:
