@@ -84,8 +84,15 @@ def _lost_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective:
         return Objective("lost_acked_writes", f"≤ {allowed}", "unknown", None)
     total = keys + (incs or 0)
     split = f" ({keys} key writes, {incs} increments)" if incs else ""
-    return Objective("lost_acked_writes", f"≤ {allowed}",
-                     f"{total} lost{split}{_at_risk(c, 'writes_at_risk')}", total <= allowed)
+    at_risk = c["exposure"].metrics.get("writes_at_risk")
+    if isinstance(at_risk, int) and total > at_risk:
+        # The exposure window counts what a fault puts at risk near it; a system that loses
+        # more (a replica minutes behind) lost acknowledged writes older than the window.
+        measured = (f"{total} lost{split}, more than the {at_risk} at risk near the faults: "
+                    f"older acknowledged writes were lost too")
+    else:
+        measured = f"{total} lost{split}{_at_risk(c, 'writes_at_risk')}"
+    return Objective("lost_acked_writes", f"≤ {allowed}", measured, total <= allowed)
 
 
 def _exposure_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective | None:
@@ -196,7 +203,7 @@ def judge(
             history, final=f, preexisting=preexisting)),
         "zero_reads": lambda: check_zero_reads(history, include_degraded=include_degraded),
         "split_brain": needs_final("split_brain", lambda f: check_split_brain(
-            history, final=f)),
+            history, final=f, preexisting=preexisting)),
         "exposure": lambda: check_exposure(
             history, faults=faults, window_s=spec.analysis.exposure_window, end=load_end,
             min_writes_at_risk=minimum),

@@ -17,7 +17,7 @@ from drills import engine, verdict
 from drills.catalog import parse_drill
 from drills.commands import print_summary
 from drills.errors import HarnessError
-from drills.model import FinalRead
+from drills.model import CheckResult, FinalRead
 from drills.report.html import render_html
 from drills.report.markdown import render
 
@@ -125,3 +125,21 @@ def test_a_report_that_crashes_is_a_harness_error_with_the_journal_written(
     with pytest.raises(HarnessError, match="a report crashed"):
         engine.reports(tmp_path, j)
     assert json.loads((tmp_path / "journal.json").read_text())["verdict"] == "pass"
+
+
+def test_losing_more_than_was_at_risk_says_older_writes_were_lost_too() -> None:
+    """A replica far behind loses writes acknowledged long before the fault: "431 lost of 140
+    at risk" would read as a contradiction, so the objective says what it means."""
+    spec = parse_drill(DRILL, source="t")
+
+    def checks(at_risk: int) -> dict[str, CheckResult]:
+        return {"acked_writes": CheckResult("acked_writes", False, "", {"lost_acked_writes": 80}),
+                "counters": CheckResult("counters", False, "", {"lost_increments": 351}),
+                "exposure": CheckResult("exposure", True, "", {"writes_at_risk": at_risk})}
+
+    many = verdict._lost_objective(spec, checks(140))
+    assert many.measured == ("431 lost (80 key writes, 351 increments), more than the 140 at "
+                             "risk near the faults: older acknowledged writes were lost too")
+    assert many.passed is False
+    few = verdict._lost_objective(spec, checks(500))
+    assert few.measured == "431 lost (80 key writes, 351 increments) of 500 at risk"
