@@ -260,7 +260,7 @@ def measure(records: Path, impl: str) -> dict[str, Any]:
     meta = json.loads((records / "meta.json").read_text())
     spec = parse_drill(DRILL)
     faults = [FaultRecord(**f) for f in meta["faults"]]
-    final = FinalRead.from_dict(meta["final"])
+    final = FinalRead.from_dict(meta.pop("final"))  # the engine holds no JSON copy of it
     t0, load_end = meta["t0"], meta["load_end"]
     run_dir = Path(tempfile.mkdtemp(prefix=f"scale-{impl}-"))
     journal = Journal.start(spec, provider="local")

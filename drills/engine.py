@@ -47,6 +47,7 @@ from drills.model import FinalRead, Request
 from drills.report import write_reports
 from drills.runstore import (
     RunRecords,
+    gc_paused,
     merge_records,
     save_drill,
     save_final_read,
@@ -294,13 +295,15 @@ def verify(run_dir: Path, record_dir: Path, *, spec: DrillSpec, journal: Journal
     against ``spec`` (faults and classes from ``journal``, which takes the judgement).
     Returns the records (their request columns feed the reports) and the judgement. Raises
     `SpecError` for a malformed record, `OSError` if the run files cannot be written."""
-    records = merge_records(record_dir, run_dir,
-                            winner=None if final is None else final.authoritative)
-    judgement = judge(
-        spec, requests=records.requests, history=records.history or (), faults=journal.faults,
-        final=final, t0=t0, preexisting=preexisting, converged=converged, quiesce_s=quiesce_s,
-        load_end=load_end, classes=journal.classes,
-    )
+    with gc_paused():
+        records = merge_records(record_dir, run_dir,
+                                winner=None if final is None else final.authoritative)
+        judgement = judge(
+            spec, requests=records.requests, history=records.history or (),
+            faults=journal.faults, final=final, t0=t0, preexisting=preexisting,
+            converged=converged, quiesce_s=quiesce_s, load_end=load_end,
+            classes=journal.classes,
+        )
     journal.judge(judgement)
     return records, judgement
 

@@ -98,8 +98,18 @@ def counter_bounds(
     preexisting: frozenset[str] = frozenset(),
     initial: StoreSnapshot | None = None,
 ) -> tuple[CounterBound, ...]:
-    """Bounds for every (key, counter) to check (module docstring), ordered by key, counter."""
-    tallies = _tallies(as_digest(history).outcomes.values())
+    """Bounds for every (key, counter) to check (module docstring), ordered by key, counter.
+    Computed once per digest and arguments (`HistoryDigest.memo`)."""
+    digest = as_digest(history)
+    return digest.memo("counter_bounds",
+                       lambda: _bounds(digest, final=final, preexisting=preexisting,
+                                       initial=initial),
+                       same=(final, initial), equal=preexisting)
+
+
+def _bounds(digest: HistoryDigest, *, final: StoreSnapshot, preexisting: frozenset[str],
+            initial: StoreSnapshot | None) -> tuple[CounterBound, ...]:
+    tallies = digest.memo("tallies", lambda: _tallies(digest.outcomes.values()))
     names = {c for _, c in tallies} | final.counter_names() | (
         set() if initial is None else initial.counter_names())
     # every counter name on every key that has counters anywhere (a key written but never

@@ -23,9 +23,9 @@ has). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Required, TypedDict
+from typing import Any, Literal, Required, TypedDict, TypeVar, cast
 
 from drills.checks.history import Completion, by_id, completions
 from drills.model import (
@@ -38,6 +38,8 @@ from drills.model import (
     as_items,
     check_op_rules,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +60,29 @@ class HistoryDigest:
     trimmed: bool = False
     winner: str | None = None
     winner_keys: frozenset[str] | None = None
-    _outcomes: list[Mapping[str, Completion]] = field(default_factory=list, compare=False,
-                                                      repr=False)
+    _memo: dict[Hashable, tuple[tuple[object, ...], Any]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @property
     def outcomes(self) -> Mapping[str, Completion]:
         """``by_id(attempts)``: one merged outcome per op id, computed once (several checks
         read it; do not modify it)."""
-        if not self._outcomes:
-            self._outcomes.append(by_id(self.attempts))
-        return self._outcomes[0]
+        return self.memo("outcomes", lambda: by_id(self.attempts))
+
+    def memo(self, name: str, compute: Callable[[], T], *, same: tuple[object, ...] = (),
+             equal: Hashable = None) -> T:
+        """``compute()``, once per ``name``, objects ``same`` (compared by identity: snapshots
+        are not hashable, and the checks get the very objects the verdict holds) and value
+        ``equal``. Several checks derive the same thing from one digest (the write sets: acked
+        writes and RPO; the counter bounds: counters and split brain); on a long game day
+        each costs seconds. The value is shared: do not modify it."""
+        key = (name, equal, *map(id, same))
+        hit = self._memo.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], same, strict=True)):
+            return cast(T, hit[1])
+        value = compute()
+        self._memo[key] = (same, value)  # the objects are kept: their ids stay theirs
+        return value
 
     @classmethod
     def of(cls, history: Iterable[Op] | HistoryDigest) -> HistoryDigest:

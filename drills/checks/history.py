@@ -22,8 +22,9 @@ operations, not entries, so this module turns the history into `Completion` reco
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
 from typing import Literal
+
+import msgspec
 
 from drills.model import Counts, Item, Op, OpF
 
@@ -35,14 +36,19 @@ WRITES: frozenset[str] = frozenset({"write", "incr"})
 INCREMENTS: frozenset[str] = frozenset({"incr"})
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(msgspec.Struct, frozen=True, gc=False):
     """One operation: its invocation paired with its outcome.
 
     ``invoked_at`` is None when the invoke entry was missing; ``completed_at`` is None when no
     completion arrived (then ``type`` is ``info``). ``counts``, ``epoch``, ``store``,
     ``error``, ``degraded`` and ``items`` come from the completion; ``key``, ``counter`` and
     ``attempt`` from the completion, falling back to the invoke.
+
+    A frozen `msgspec.Struct` rather than a dataclass: a 30-minute game day holds ~700k of
+    them, and a struct is built ~5x faster than a frozen dataclass, is smaller, and (with
+    ``gc=False``: it holds only strings, numbers and tuples, never a cycle) is invisible to
+    the garbage collector, whose passes over millions of objects otherwise cost seconds.
+    Same fields, equality, hashing and ``replace`` (`msgspec.structs.replace`).
     """
 
     id: str
@@ -132,7 +138,7 @@ def by_id(ops: Iterable[Completion]) -> Mapping[str, Completion]:
             continue
         keep = c if _RANK[c.type] > _RANK[prev.type] or prev.type == c.type == "fail" else prev
         starts = [t for t in (prev.invoked_at, c.invoked_at) if t is not None]
-        merged[c.id] = replace(
+        merged[c.id] = msgspec.structs.replace(
             keep,
             invoked_at=min(starts) if starts else None,
             key=prev.key if prev.key is not None else c.key,

@@ -327,8 +327,11 @@ def _history_part(overlap: Sequence[OverlappingAck], vanished: Sequence[Vanished
 
 
 def check_split_brain(history: Iterable[Op] | HistoryDigest, *,
-                      final: FinalRead | None) -> CheckResult:
-    """Split-brain check (module docstring).
+                      final: FinalRead | None,
+                      preexisting: frozenset[str] = frozenset()) -> CheckResult:
+    """Split-brain check (module docstring). ``preexisting`` changes no verdict here (only
+    the upper counter bounds, which this check does not read); given as the counter check
+    gets it, the two share one computation of the bounds.
 
     Metrics: ``split_brain`` ((a), (b), (d) or (e)), ``sources`` (sorted names among
     ``history``, ``epochs``, ``divergence`` that found something), ``history_evidence``
@@ -345,7 +348,8 @@ def check_split_brain(history: Iterable[Op] | HistoryDigest, *,
     acks = _acks(ops)
     conflicts, stale = epoch_conflicts(acks), stale_acks(acks)
     overlap = () if winner is None else overlapping_acks(
-        attempts, winner=winner, bounds=counter_bounds(digest, final=winner))
+        attempts, winner=winner,
+        bounds=counter_bounds(digest, final=winner, preexisting=preexisting))
     vanished = () if winner is None else vanished_reads(attempts, winner=winner)
     stores = () if final is None else final.stores
     reachable = [s for s in stores if s.reachable]

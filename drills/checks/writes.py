@@ -48,9 +48,18 @@ def write_sets(
 ) -> WriteSets:
     """Compute A, K, R and the derived sets from a history and one store's snapshot.
 
-    Several op ids writing one key merge as one key: acknowledged if any was."""
+    Several op ids writing one key merge as one key: acknowledged if any was. Computed once
+    per digest, final snapshot and ``preexisting`` (`HistoryDigest.memo`)."""
+    digest = as_digest(history)
+    return digest.memo("write_sets",
+                       lambda: _write_sets(digest, final=final, preexisting=preexisting),
+                       same=(final,), equal=preexisting)
+
+
+def _write_sets(digest: HistoryDigest, *, final: StoreSnapshot,
+                preexisting: frozenset[str]) -> WriteSets:
     writes: dict[str, Completion] = {}
-    for c in as_digest(history).outcomes.values():
+    for c in digest.outcomes.values():
         if c.f != "write":
             continue
         key = c.key or c.id

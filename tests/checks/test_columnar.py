@@ -322,3 +322,53 @@ def test_a_malformed_history_line_is_an_error_naming_file_and_line(
         merge_records(load, tmp_path / "run")
     assert info.value.source == str(path) and "line 2" in str(info.value), info.value
     assert re.search(says, str(info.value), re.I), info.value
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 4096])
+def test_the_batched_merge_keeps_the_stable_time_order_ties_included(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Several processes' files, each in time order, with many equal times within and across
+    files, merged in batches of ``chunk`` lines: the same order as the list reader's stable
+    sort (file order, then line order, for equal times), whatever the chunk boundaries."""
+    from drills import runstore
+    from drills.load.records import read_history
+
+    monkeypatch.setattr(runstore, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    for trial in range(20):
+        load = tmp_path / f"load{trial}"
+        load.mkdir()
+        for pid in range(rng.randint(1, 4)):
+            t, lines = T0, []
+            for k in range(rng.randint(0, 40)):
+                t += rng.choice((0.0, 0.0, 0.0, 0.5, 1.0))
+                lines.append(json.dumps({"process": f"p{pid}", "type": "invoke", "f": "read",
+                                         "id": f"{pid}-{k}", "time": t}) + "\n")
+            (load / f"history-{pid}.jsonl").write_text("".join(lines))
+        run = tmp_path / f"run{trial}"
+        merge_records(load, run)
+        assert [json.loads(line)["id"] for line in (run / "history.jsonl").read_text()
+                .splitlines()] == [o.id for o in read_history(load)], trial
+
+
+def test_what_checks_share_is_computed_once_per_snapshot_and_preexisting() -> None:
+    """The write sets and counter bounds several checks read are memoised on the digest: the
+    same snapshot object and an equal ``preexisting`` get the same object back; another
+    snapshot (even an equal one) or another ``preexisting`` is computed for itself."""
+    from drills.checks import counter_bounds, write_sets
+
+    history, fin, _ = _deposed_primary()
+    digest = HistoryDigest.of(history)
+    west = fin.authoritative
+    assert west is not None
+    sets = write_sets(digest, final=west, preexisting=frozenset({"pre"}))
+    assert write_sets(digest, final=west, preexisting=frozenset({"pre"})) is sets
+    other = write_sets(digest, final=west, preexisting=frozenset())
+    assert other is not sets and "pre" in other.unexpected and "pre" not in sets.unexpected
+    twin = snap(west.name, sorted(west.keys), counters=west.counters)
+    assert write_sets(digest, final=twin, preexisting=frozenset({"pre"})) is not sets
+    bounds = counter_bounds(digest, final=west)
+    assert counter_bounds(digest, final=west) is bounds
+    assert counter_bounds(digest, final=twin) == bounds
+    assert counter_bounds(digest, final=twin) is not bounds
+    assert bounds == counter_bounds(history, final=west)  # a plain history: no memo, same
