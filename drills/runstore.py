@@ -180,6 +180,9 @@ def _merged_batches(paths: list[Path]) -> Iterator[list[_Line]]:
     can still hold an op before it) and sorts them stably in file order; when every op left
     is at or after the horizon, the files that end it read on. `_Unsorted` as `_ops` with
     ``ordered``."""
+    if len(paths) == 1:  # one Locust process, the default: its file is the order
+        yield from _ops(paths[0], ordered=True)
+        return
     streams = [_ops(p, ordered=True) for p in paths]
     buffers: list[list[_Line]] = [[] for _ in paths]
     more = [True] * len(paths)  # the file may hold more chunks

@@ -62,12 +62,6 @@ def _secs(v: float | None) -> str:
     return "not recovered" if v is None else f"{v:.2f}s"
 
 
-def _at_risk(c: Mapping[str, CheckResult], key: str) -> str:
-    """`` of N at risk`` from the exposure check (empty when it did not measure)."""
-    n = c["exposure"].metrics.get(key)
-    return "" if n is None else f" of {n} at risk"
-
-
 def _increments_at_risk(c: Mapping[str, CheckResult]) -> str:
     """`` (N increments at risk)`` from the exposure check (empty when it did not measure)."""
     n = c["exposure"].metrics.get("increments_at_risk")
@@ -84,14 +78,16 @@ def _lost_objective(spec: DrillSpec, c: Mapping[str, CheckResult]) -> Objective:
         return Objective("lost_acked_writes", f"≤ {allowed}", "unknown", None)
     total = keys + (incs or 0)
     split = f" ({keys} key writes, {incs} increments)" if incs else ""
-    at_risk = c["exposure"].metrics.get("writes_at_risk")
-    if isinstance(at_risk, int) and total > at_risk:
+    at_risk = c["exposure"].metrics.get("writes_at_risk")  # None: exposure not measured
+    if at_risk is None:
+        measured = f"{total} lost{split}"
+    elif total > at_risk:
         # The exposure window counts what a fault puts at risk near it; a system that loses
         # more (a replica minutes behind) lost acknowledged writes older than the window.
         measured = (f"{total} lost{split}, more than the {at_risk} at risk near the faults: "
                     f"older acknowledged writes were lost too")
     else:
-        measured = f"{total} lost{split}{_at_risk(c, 'writes_at_risk')}"
+        measured = f"{total} lost{split} of {at_risk} at risk"
     return Objective("lost_acked_writes", f"≤ {allowed}", measured, total <= allowed)
 
 
