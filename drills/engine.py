@@ -17,6 +17,7 @@ KeyboardInterrupt for the duration of a run so that it takes the same path as Ct
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import time
@@ -197,6 +198,7 @@ class Run:
                 self.run_dir, load.record_dir, spec=spec, journal=self.journal, final=final,
                 t0=self.journal.load_started_at or 0.0, preexisting=preexisting,
                 converged=converged, quiesce_s=waited, load_end=load_end)
+            del final  # judged: not held through the teardown and the reports
             if judgement.crashed:
                 raise HarnessError(f"check(s) {', '.join(judgement.crashed)} crashed (a bug in "
                                    f"drills): their objectives are unknown; the records are "
@@ -293,19 +295,24 @@ def verify(run_dir: Path, record_dir: Path, *, spec: DrillSpec, journal: Journal
     """The verify phase: merge the load's records from ``record_dir`` into ``run_dir`` in one
     streaming pass (`merge_records`, the history trimmed for the final read) and judge them
     against ``spec`` (faults and classes from ``journal``, which takes the judgement).
-    Returns the records (their request columns feed the reports) and the judgement. Raises
+    Returns the records (their request columns feed the reports; the history digest, judged,
+    is dropped so that it is not held while they render) and the judgement. Raises
     `SpecError` for a malformed record, `OSError` if the run files cannot be written."""
     with gc_paused():
-        records = merge_records(record_dir, run_dir,
+        records = merge_records(record_dir, run_dir, wait=False,
                                 winner=None if final is None else final.authoritative)
-        judgement = judge(
-            spec, requests=records.requests, history=records.history or (),
-            faults=journal.faults, final=final, t0=t0, preexisting=preexisting,
-            converged=converged, quiesce_s=quiesce_s, load_end=load_end,
-            classes=journal.classes,
-        )
+        try:
+            judgement = judge(
+                spec, requests=records.requests, history=records.history or (),
+                faults=journal.faults, final=final, t0=t0, preexisting=preexisting,
+                converged=converged, quiesce_s=quiesce_s, load_end=load_end,
+                classes=journal.classes,
+            )
+        finally:
+            records.durable()  # the records' fsync ran while the checks did
     journal.judge(judgement)
-    return records, judgement
+    # the digest is judged: freed now, it is not held while the reports render
+    return dataclasses.replace(records, history=None), judgement
 
 
 def reports(run_dir: Path, journal: Journal, *,

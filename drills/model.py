@@ -15,11 +15,13 @@ the JSON-lines files of a run directory (``requests.jsonl``, ``history.jsonl``).
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from drills.errors import SpecError
 
@@ -248,6 +250,91 @@ class FaultRecord:
         return d
 
 
+V = TypeVar("V")
+
+
+def interned(value: V) -> V:
+    """``value`` itself, or for a `str` the one shared copy of it (`sys.intern`): the keys of
+    a run recur in every store's snapshot and in the history digest."""
+    if isinstance(value, str) and type(value) is str:  # sys.intern takes no subclass
+        return cast(V, sys.intern(value))
+    return value
+
+
+class CounterTable(Mapping[str, Mapping[str, int]]):
+    """A store's counters, key -> counter name -> value, held as one row of 64-bit integers
+    per key (a read-only `Mapping`; ``table[key]`` builds that key's dict).
+
+    A long game day's final read holds ~150k keys with two counters each per store: as dicts
+    of dicts that is ~40 MB a store, as rows ~15. `count` reads a value without building
+    anything. Keys keep their order; a key's counters come in the order the names were first
+    seen. A key whose values do not fit a row (not integers, or outside the 64-bit range)
+    keeps its dict as given.
+    """
+
+    __slots__ = ("_extra", "_index", "_names", "_values")
+    _ABSENT = -(2 ** 63)  # no such counter on this key
+
+    def __init__(self, counters: Mapping[str, Mapping[str, int]] = MappingProxyType({})
+                 ) -> None:
+        names: dict[str, int] = {}
+        for cs in counters.values():
+            for name in cs:
+                if name not in names:
+                    names[name] = len(names)
+        width = len(names)
+        values = array("q", [self._ABSENT]) * (len(counters) * width)
+        index: dict[str, int] = {}
+        extra: dict[str, Mapping[str, int]] = {}
+        for row, (key, cs) in enumerate(counters.items()):
+            key = interned(key)
+            base = row * width
+            try:
+                for name, value in cs.items():
+                    if value == self._ABSENT or type(value) is not int:
+                        raise OverflowError
+                    values[base + names[name]] = value
+            except OverflowError:
+                extra[key] = cs
+                values[base:base + width] = array("q", [self._ABSENT]) * width
+            index[key] = row
+        self._index, self._names, self._values, self._extra = index, tuple(names), values, extra
+
+    def count(self, key: str, counter: str, default: int = 0) -> int:
+        """The value of ``counter`` of ``key``, ``default`` when there is none."""
+        row = self._index.get(key)
+        if row is None:
+            return default
+        if self._extra and key in self._extra:
+            return int(self._extra[key].get(counter, default))
+        try:
+            value = self._values[row * len(self._names) + self._names.index(counter)]
+        except ValueError:  # a name no key has
+            return default
+        return default if value == self._ABSENT else value
+
+    def __getitem__(self, key: str) -> Mapping[str, int]:
+        row = self._index[key]
+        if self._extra and key in self._extra:
+            return self._extra[key]
+        width = len(self._names)
+        return {name: value for name, value in
+                zip(self._names, self._values[row * width:(row + 1) * width], strict=True)
+                if value != self._ABSENT}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"CounterTable({dict(self.items())!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     """What one store held at the final read: every key and every counter of every key.
@@ -265,9 +352,20 @@ class StoreSnapshot:
     counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        # One str object per key (`interned`), shared by every store's snapshot and by the
+        # history digest (as decoded, each of a long game day's ~150k keys is four copies of
+        # ~80 bytes), and the counters as rows (`CounterTable`)
+        object.__setattr__(self, "keys", frozenset(map(interned, self.keys)))
+        if not isinstance(self.counters, CounterTable):
+            object.__setattr__(self, "counters", CounterTable(self.counters))
+
     def count(self, key: str, counter: str) -> int:
         """The value of ``counter`` of ``key`` (0 when the store has none)."""
-        return int(self.counters.get(key, {}).get(counter, 0))
+        counters = self.counters
+        if isinstance(counters, CounterTable):
+            return int(counters.count(key, counter))
+        return int(counters.get(key, {}).get(counter, 0))
 
     def counter_names(self) -> frozenset[str]:
         """Every counter name this snapshot holds for any key."""

@@ -14,11 +14,15 @@ per-process files in one streaming pass and hands the checks what they read from
 requests as columns (`RequestFrame`) and the history as a `HistoryDigest` (every write, and
 only the reads a check can use), so a 30-minute game day at 1,000 req/s is judged in a few
 hundred MB. Requests are sorted by start time in columns (a process writes them as they
-complete); history lines, which every process writes in time order, are merged by time with
-`heapq.merge` (a small reorder window absorbs ops written with an earlier time, such as a read
-recorded with its send time; a file out of order beyond it is sorted whole). Both orders are
-the stable sort of the files' concatenation, as `drills.load.records.read_requests` and
-`read_history` give.
+complete), and ``requests.jsonl`` keeps the lines as recorded, one file after another (a
+reader sorts them back into the same columns: formatting 1.8M lines again cost seconds);
+history lines, which every process writes in time order, are merged by time in batches (a
+small reorder window absorbs ops written with an earlier time, such as a read recorded with
+its send time; a file out of order beyond it is sorted whole) into ``history.jsonl``. Both
+orders are the stable sort of the files' concatenation, as
+`drills.load.records.read_requests` and `read_history` give. The files are written by a
+thread of their own (`_Writer`) while the records are decoded, and fsync'd while the run is
+judged (`RunRecords.durable`).
 
 `analyze` re-runs every check on those files with the drill as it is now, and returns the new
 `Judgement`: the same verdict when nothing changed, a different one when a definition did.
@@ -33,12 +37,16 @@ import heapq
 import itertools
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
+
+import msgspec
 
 from drills.checks.digest import DigestBuilder, HistoryDigest, OpLine, validate_op
 from drills.checks.frame import FrameBuilder, RequestFrame
@@ -90,15 +98,63 @@ class _Unsorted(Exception):
     """A history file is out of time order by more than the reorder window."""
 
 
-def read_frame(paths: Iterable[Path]) -> RequestFrame:
+class _RequestLine(msgspec.Struct, gc=False):
+    """A ``requests.jsonl`` line as the typed decoder reads it: the fields of a `Request` in
+    the JSON types the recorder writes (a line in other types, such as ``"status": "200"``,
+    is read as `Request.from_dict` reads it)."""
+
+    t: float
+    duration: float
+    op: str
+    ok: bool
+    status: int | None = 0
+    error: Any = None
+
+
+def _request_decoder() -> Callable[[bytes], Any]:
+    """Decode a request line: typed (`_RequestLine`: no dict, fields checked in C) when its
+    fields have the recorder's types, else as a plain JSON value for `FrameBuilder.add_dict`,
+    which reads it as `Request.from_dict` does. So both give the same frame, and a line that
+    is not JSON is a `ValueError` as before."""
+    typed = msgspec.json.Decoder(_RequestLine).decode
+    loose = _decoder()
+
+    def decode(line: bytes) -> Any:
+        try:
+            return typed(line)
+        except msgspec.ValidationError:
+            return loose(line)
+
+    return decode
+
+
+def read_frame(paths: Iterable[Path], out: _Writer | None = None) -> RequestFrame:
     """The requests of every file of ``paths`` (in that order) as a frame sorted by start
-    time; `SpecError` naming the file and line of a malformed record."""
+    time; with ``out``, every record line is also written there as it was read (the files'
+    lines one after another; a torn last line left out). `SpecError` naming the file and line
+    of a malformed record."""
     frame = FrameBuilder()
-    decode = _decoder()
+    decode = _request_decoder()
+    add, add_dict = frame.add, frame.add_dict
+
+    def accept(d: Any) -> None:
+        if type(d) is _RequestLine:
+            add(d.t, d.duration, d.op, d.ok, d.status or 0, d.error)
+        else:
+            add_dict(d)
+
     for path in paths:
-        for _ in _accepted(path, decode, frame.add_dict):  # each record added as read
-            pass
+        for batch in _accepted(path, decode, accept):  # each record added as read
+            if out is not None:
+                out.write(_joined([line for line, _d in batch]))
     return frame.build()
+
+
+def _joined(lines: list[bytes]) -> bytes:
+    """``lines`` as one block, the last one ended by a newline if it had none (the last line
+    of a file whose writer stopped right after it)."""
+    block = b"".join(lines)
+    return block if block.endswith(b"\n") else block + b"\n"
 
 
 def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any], object]
@@ -106,49 +162,80 @@ def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any]
     """(line, record) of every non-blank line of ``path`` that parses and that ``accept``
     takes, in file order, in lists of up to `CHUNK`; a torn last line (no newline: a killed
     writer) that does not ends the file, any other line that does not is a `SpecError`
-    naming the file and line. One tight loop per chunk: a long game day's records are
-    millions of lines, and a generator step per line costs more than decoding it."""
+    naming the file and line (`_refused`). One tight loop per chunk: a long game day's
+    records are millions of lines, and a generator step per line costs more than decoding
+    it."""
     batch: list[tuple[bytes, Any]] = []
     chunk = CHUNK
-    try:
-        with path.open("rb") as fh:
-            for n, line in enumerate(fh, start=1):
-                try:
-                    d = decode(line)
-                    accept(d)
-                except (ValueError, KeyError, TypeError) as exc:
-                    if not line.strip():
-                        continue
-                    if not line.endswith(b"\n"):
-                        break  # torn tail
-                    raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
-                batch.append((line, d))
-                if len(batch) >= chunk:
-                    yield batch
-                    batch = []
-    except OSError as exc:
-        raise SpecError(f"cannot read it: {exc.strerror or exc}", source=str(path)) from exc
+    with _opened(path) as fh:
+        for n, line in enumerate(fh, start=1):
+            try:
+                d = decode(line)
+                accept(d)
+            except (ValueError, KeyError, TypeError) as exc:
+                if _refused(path, n, line, exc):
+                    break
+                continue
+            batch.append((line, d))
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
     if batch:
         yield batch
 
 
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` open for reading; `SpecError` naming it when it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            yield fh
+    except OSError as exc:
+        raise SpecError(f"cannot read it: {exc.strerror or exc}", source=str(path)) from exc
+
+
+def _refused(path: Path, n: int, line: bytes, exc: Exception) -> bool:
+    """Line ``n`` of ``path`` did not parse (``exc``): False for a blank line (skip it), True
+    for a torn last line (no newline: a killed writer; the file ends before it), else a
+    `SpecError` naming the file and line."""
+    if not line.strip():
+        return False
+    if not line.endswith(b"\n"):
+        return True
+    raise SpecError(f"line {n}: {exc}", source=str(path)) from exc
+
+
 def _ops(path: Path, *, ordered: bool = False) -> Iterator[list[_Line]]:
-    """The ops of one history file as lists of (time, line, op) in file order, validated;
-    with ``ordered``, raises `_Unsorted` at the first op that is earlier than the one
-    before."""
+    """The ops of one history file as lists of (time, line, op) in file order, validated (as
+    `_accepted` reads lines; a last line without its newline gets one); with ``ordered``,
+    raises `_Unsorted` at the first op that is earlier than the one before. Its own loop,
+    not `_accepted`'s: this is the hottest loop of a long game day's analysis."""
     decode, check = _history_decoder()
     last = float("-inf")
-    for batch in _accepted(path, decode, check):
-        ops = [(d["time"], line, d) for line, d in batch]
-        if ordered:
-            for t, _line, _d in ops:
-                if t < last:
-                    raise _Unsorted(str(path))
-                last = t
-        if not ops[-1][1].endswith(b"\n"):  # a last line without its newline
-            t, line, d = ops[-1]
-            ops[-1] = (t, line + b"\n", d)
-        yield ops
+    batch: list[_Line] = []
+    chunk = CHUNK
+    with _opened(path) as fh:
+        for n, line in enumerate(fh, start=1):
+            try:
+                d = decode(line)
+                check(d)
+                t = d["time"]
+            except (ValueError, KeyError, TypeError) as exc:
+                if _refused(path, n, line, exc):
+                    break
+                continue
+            if t < last and ordered:
+                raise _Unsorted(str(path))
+            last = t
+            batch.append((t, line, d))
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+    if batch:
+        if not batch[-1][1].endswith(b"\n"):  # the file's last line, without its newline
+            t, line, d = batch[-1]
+            batch[-1] = (t, line + b"\n", d)
+        yield batch
 
 
 def _reordered(path: Path, window: float) -> Iterator[_Line]:
@@ -222,7 +309,7 @@ def _merged_batches(paths: list[Path]) -> Iterator[list[_Line]]:
                 read_on(i)
 
 
-def _merge_history(paths: list[Path], out: IO[bytes] | None, builder: DigestBuilder | None,
+def _merge_history(paths: list[Path], out: _Writer | None, builder: DigestBuilder | None,
                    window: float | None) -> None:
     """Every op of ``paths`` in time order (stable: file order, then line order) to ``out``
     and ``builder``; ``window`` None: the files must be in time order (`_Unsorted`)."""
@@ -244,34 +331,48 @@ def _merge_history(paths: list[Path], out: IO[bytes] | None, builder: DigestBuil
 @dataclass(frozen=True, eq=False)
 class RunRecords:
     """What the checks read from a run's records: the requests as columns and the history
-    digest (None when it was not built)."""
+    digest (None when it was not built). The run files may still be on their way to disk
+    (`merge_records` with ``wait=False``): `durable` waits for them."""
 
     requests: RequestFrame
     history: HistoryDigest | None
+    syncing: tuple[_Writer, ...] = ()
+
+    def durable(self) -> None:
+        """Wait until the run's ``requests.jsonl`` and ``history.jsonl`` are written and
+        fsync'd; the `OSError` a write met. Idempotent."""
+        for out in self.syncing:
+            out.wait()
 
 
 def merge_records(record_dir: Path, run_dir: Path, *, digest: bool = True,
-                  winner: StoreSnapshot | None = None) -> RunRecords:
+                  winner: StoreSnapshot | None = None, wait: bool = True) -> RunRecords:
     """Write ``run_dir/requests.jsonl`` and ``run_dir/history.jsonl`` (fsync'd) from the load's
     files in ``record_dir``, reading each once, and return the requests as columns and (with
     ``digest``) the history digest trimmed for ``winner``, the final read's authoritative
-    snapshot (module docstring). `SpecError` for a malformed record, `OSError` if a file
-    cannot be written."""
+    snapshot (module docstring). ``requests.jsonl`` holds the load's lines as they were
+    recorded (each file's lines in turn: no request is reformatted), ``history.jsonl`` the ops
+    merged in time order. With ``wait`` False the last blocks and the fsyncs are still under
+    way when it returns (a long game day's history is over a gigabyte: its fsync overlaps the
+    judging): call `RunRecords.durable` before relying on the files. `SpecError` for a
+    malformed record, `OSError` if a file cannot be written."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    frame = read_frame(sorted(record_dir.glob(REQUESTS_GLOB)))
-    _write_synced(run_dir / REQUESTS_FILE, frame.jsonl())
+    with _written(run_dir / REQUESTS_FILE, wait=wait) as out:
+        frame = read_frame(sorted(record_dir.glob(REQUESTS_GLOB)), out)
     paths = sorted(record_dir.glob(HISTORY_GLOB))
     builder: DigestBuilder | None = None
+    hist: _Writer | None = None
     for window in (None, REORDER_S, float("inf")):  # in order; nearly; sort each file
         builder = DigestBuilder(trim=True, winner=winner) if digest else None
         try:
-            with _synced(run_dir / HISTORY_FILE) as out:
+            with _written(run_dir / HISTORY_FILE, wait=wait) as hist:
                 if paths:
-                    _merge_history(paths, out, builder, window)
+                    _merge_history(paths, hist, builder, window)
         except _Unsorted:
             continue
         break
-    return RunRecords(frame, None if builder is None else builder.build())
+    assert hist is not None  # the last window sorts: it cannot fail as _Unsorted
+    return RunRecords(frame, None if builder is None else builder.build(), (out, hist))
 
 
 @contextmanager
@@ -288,19 +389,95 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _Writer:
+    """A file written by a thread of its own and fsync'd when closed: the merge hands it blocks
+    and goes on decoding while the kernel copies them (a long game day's history is over a
+    gigabyte; ``write`` and ``fsync`` release the GIL). At most `_Writer.QUEUED` blocks wait, so
+    memory stays bounded. `close` raises the `OSError` a write or the fsync met."""
+
+    QUEUED = 4
+    #: bytes gathered before a block is handed to the thread (one queue step per block)
+    BLOCK = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = path.open("wb")
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._error: OSError | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._drain, name=f"write {path.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.BLOCK:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._size = [], 0
+
+    def _drain(self) -> None:
+        while (block := self._queue.get()) is not None:
+            if self._error is None and not self._abandoned:
+                try:
+                    self._fh.write(block)
+                except OSError as exc:
+                    self._error = exc
+        if self._error is None and not self._abandoned:
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                self._error = exc
+
+    def close(self) -> None:
+        """Write what is left, fsync, close; raise the first `OSError` met."""
+        self.finish()
+        self.wait()
+
+    def finish(self) -> None:
+        """Hand over what is left: the thread writes it and fsyncs (`wait` for it)."""
+        try:
+            self._hand_over()
+        finally:
+            self._queue.put(None)
+
+    def wait(self) -> None:
+        """Wait for the thread after `finish`, close; raise the first `OSError` met."""
+        self._thread.join()
+        self._fh.close()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Stop without fsync (the merge failed; the file is rewritten or never used)."""
+        self._pending, self._abandoned = [], True
+        self._queue.put(None)
+        self._thread.join()
+        self._fh.close()
+
+
 @contextmanager
-def _synced(path: Path) -> Iterator[IO[bytes]]:
-    """A file for writing, flushed and fsync'd on a clean exit."""
-    with path.open("wb") as fh:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_synced(path: Path, chunks: Iterable[str]) -> None:
-    with _synced(path) as out:
-        for chunk in chunks:
-            out.write(chunk.encode("utf-8"))
+def _written(path: Path, *, wait: bool = True) -> Iterator[_Writer]:
+    """A `_Writer` for ``path``: on a clean exit finished and (``wait``) waited for, so
+    written and fsync'd; abandoned when the block raises."""
+    out = _Writer(path)
+    try:
+        yield out
+    except BaseException:
+        out.abandon()
+        raise
+    out.finish()
+    if wait:
+        out.wait()
 
 
 def read_history(path: Path, *, winner: StoreSnapshot | None) -> HistoryDigest:

@@ -27,7 +27,7 @@ answered as degraded (``degraded`` True: by a replica, allowed to be stale) are 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from drills.checks.digest import HistoryDigest, as_digest
@@ -87,8 +87,8 @@ def _tallies(ops: Iterable[Completion]) -> dict[tuple[str, str], tuple[int, int]
     return out
 
 
-def _pairs(snap: StoreSnapshot) -> set[tuple[str, str]]:
-    return {(k, c) for k, cs in snap.counters.items() for c in cs}
+def _pairs(snap: StoreSnapshot) -> Iterator[tuple[str, str]]:
+    return ((k, c) for k, cs in snap.counters.items() for c in cs)
 
 
 def counter_bounds(
@@ -109,14 +109,19 @@ def counter_bounds(
 
 def _bounds(digest: HistoryDigest, *, final: StoreSnapshot, preexisting: frozenset[str],
             initial: StoreSnapshot | None) -> tuple[CounterBound, ...]:
-    tallies = digest.memo("tallies", lambda: _tallies(digest.outcomes.values()))
+    tallies = _tallies(digest.outcomes())
     names = {c for _, c in tallies} | final.counter_names() | (
         set() if initial is None else initial.counter_names())
     # every counter name on every key that has counters anywhere (a key written but never
     # counted - a Redis string beside the counters - has none to check)
-    counted = {k for k, _ in tallies} | set(final.counters) | (
-        set() if initial is None else set(initial.counters))
-    wanted = set(tallies) | _pairs(final) | {(k, c) for k in counted for c in names}
+    counted = {k for k, _ in tallies}
+    counted.update(final.counters)
+    if initial is not None:
+        counted.update(initial.counters)
+    # one set, grown in place: on a long game day each of its parts is ~300k pairs
+    wanted = set(tallies)
+    wanted.update(_pairs(final))
+    wanted.update((k, c) for k in counted for c in names)
     known_before = set() if initial is None else set(initial.keys) | set(initial.counters)
     out: list[CounterBound] = []
     for key, counter in sorted(wanted):
@@ -194,13 +199,15 @@ def _judged_reads(ops: Iterable[Completion], *, include_degraded: bool) -> list[
             and (include_degraded or c.degraded is not True)]
 
 
-def _ack_times(merged: Iterable[Completion]) -> dict[tuple[str, str], list[float]]:
+def _ack_times(merged: Iterable[Completion], wanted: set[tuple[str, str]]
+               ) -> dict[tuple[str, str], list[float]]:
     """(key, counter) -> sorted first-ack times of its increments (``merged``: attempts
-    merged by id)."""
+    merged by id), for the pairs ``wanted`` only (a long game day acks ~300k pairs, and
+    only those a read saw at 0 are looked up)."""
     acks: dict[tuple[str, str], list[float]] = {}
     for c in merged:
         if (c.f == "incr" and c.type == "ok" and c.key is not None and c.counter is not None
-                and c.completed_at is not None):
+                and c.completed_at is not None and (c.key, c.counter) in wanted):
             acks.setdefault((c.key, c.counter), []).append(c.completed_at)
     for times in acks.values():
         times.sort()
@@ -212,16 +219,20 @@ def zero_reads(history: Iterable[Op] | HistoryDigest, *,
     """Every read (or list-read item) that saw 0 for a counter with increments acked before
     its invoke (module docstring), earliest first; one per (read, key, counter)."""
     digest = as_digest(history)
-    ops = digest.attempts
-    acks = _ack_times(digest.outcomes.values())
+    reads = _judged_reads(digest.attempts, include_degraded=include_degraded)
+    zeros = {(key, counter) for c in reads for key, counts, _item in _seen(c)
+             for counter, seen in counts.items() if seen == 0}
+    acks = _ack_times(digest.outcomes(), zeros) if zeros else {}
     found: dict[tuple[str, float, str, str], ZeroRead] = {}
-    for c in _judged_reads(ops, include_degraded=include_degraded):
+    for c in reads:
         start = c.invoked_at or 0.0
         for key, counts, item in _seen(c):
             for counter, seen in counts.items():
+                if seen != 0:
+                    continue
                 before = bisect.bisect_left(acks.get((key, counter), []), start)
                 slot = (c.id, start, key, counter)
-                if seen == 0 and before > 0 and slot not in found:
+                if before > 0 and slot not in found:
                     found[slot] = ZeroRead(c.id, key, counter, start, before, c.store,
                                            c.degraded, item)
     return tuple(sorted(found.values(), key=lambda z: (z.invoked_at, z.read_id, z.key,

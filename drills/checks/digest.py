@@ -23,11 +23,11 @@ has). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Required, TypedDict, TypeVar, cast
 
-from drills.checks.history import Completion, by_id, completions
+from drills.checks.history import Completion, completions, merged
 from drills.model import (
     OP_FS,
     OP_TYPES,
@@ -37,6 +37,7 @@ from drills.model import (
     StoreSnapshot,
     as_items,
     check_op_rules,
+    interned,
 )
 
 T = TypeVar("T")
@@ -63,11 +64,11 @@ class HistoryDigest:
     _memo: dict[Hashable, tuple[tuple[object, ...], Any]] = field(
         default_factory=dict, compare=False, repr=False)
 
-    @property
-    def outcomes(self) -> Mapping[str, Completion]:
-        """``by_id(attempts)``: one merged outcome per op id, computed once (several checks
-        read it; do not modify it)."""
-        return self.memo("outcomes", lambda: by_id(self.attempts))
+    def outcomes(self) -> Iterator[Completion]:
+        """One merged outcome per op id, as ``by_id(attempts).values()`` (`merged`). Computed
+        on each call, not held: each check that reads it keeps only what it derives (the
+        write sets, the counter bounds, the ack times)."""
+        return merged(self.attempts)
 
     def memo(self, name: str, compute: Callable[[], T], *, same: tuple[object, ...] = (),
              equal: Hashable = None) -> T:
@@ -141,7 +142,6 @@ class DigestBuilder:
         self._winner_keys: frozenset[str] = winner.keys if winner is not None else frozenset()
         self._slots: list[Completion | None] = []
         self._pending: dict[str, tuple[int, Mapping[str, Any]]] = {}
-        self._strings: dict[str, str] = {}
         self._acked: set[tuple[str, str]] = set()  # (key, counter) with an ok increment so far
         self._acked_keys: set[str] = set()  # their keys (most items shown have none)
         self._last = float("-inf")
@@ -199,11 +199,11 @@ class DigestBuilder:
             winner_keys=None if self.winner is None or not self.trim else self.winner.keys)
 
     # -- pairing -----------------------------------------------------------------------------
-    def _s(self, value: Any) -> Any:
-        """One shared object per distinct string (keys, stores, processes recur a lot)."""
-        if type(value) is not str:
-            return value
-        return self._strings.setdefault(value, value)
+    @staticmethod
+    def _s(value: Any) -> Any:
+        """One shared object per distinct string (keys, stores, processes recur a lot; the
+        keys are the very objects of the final read's snapshots: `interned`)."""
+        return interned(value)
 
     def _pair(self, invoke: Mapping[str, Any] | None,
               done: Mapping[str, Any] | None) -> Completion | None:
@@ -261,31 +261,37 @@ class DigestBuilder:
 
     def _keep_read(self, invoke: Mapping[str, Any] | None, done: Mapping[str, Any]) -> bool:
         """Count a completed read for the zero-read check and tell whether a check can use
-        it (the module docstring's rules; cheap for the reads that are dropped)."""
+        it: exactly the reads `_read_kept` keeps (the module docstring's rules), decided
+        without building anything, for the reads that are dropped: most of a history."""
         if done["type"] != "ok":
             return False
         get = done.get
         key, raw_counts, raw_items = get("key"), get("counts"), get("items")
-        degraded = get("degraded") is True
-        if invoke is not None and ((key is not None and raw_counts is not None)
-                                   or raw_items is not None):
-            if degraded:
+        invoked = invoke is not None
+        if invoked and ((key is not None and raw_counts is not None) or raw_items is not None):
+            if get("degraded") is True:
                 self.judged_degraded += 1
             else:
                 self.judged += 1
-        if degraded:
+        if get("degraded") is True:
             return True
-        store = get("store")
-        if self.winner is not None and store is not None and store != self.winner.name:
-            return True  # served by another store: _read_kept looks at its keys
-        if invoke is None:
+        store, winner = get("store"), self.winner
+        if winner is not None and store is not None and store != winner.name:
+            shown = self._winner_keys  # served by another store: a key the primary lacks?
+            if key is not None and key not in shown:
+                return True
+            if raw_items is not None:
+                for k, _cs in raw_items:
+                    if k not in shown:
+                        return True
+        if not invoked:
             return False
         acked, keys = self._acked, self._acked_keys
         if raw_counts is not None and key in keys and _zero_acked(key, raw_counts, acked):
             return True
         if raw_items is not None:
             for k, cs in raw_items:  # the hot loop of a long game day: a feed shows 20 keys
-                if k in keys and 0 in cs.values() and _zero_acked(k, cs, acked):
+                if 0 in cs.values() and k in keys and _zero_acked(k, cs, acked):
                     return True
         return False
 

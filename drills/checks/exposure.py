@@ -33,13 +33,18 @@ little exposure never passes silently. With no fault nothing was at risk.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
 
 from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import INCREMENTS, WRITES, Completion, by_id
+from drills.checks.history import INCREMENTS, WRITES, Completion
+from drills.checks.history import merged as merged_outcomes
 from drills.errors import SpecError
 from drills.model import CheckResult, FaultRecord, Op
 
@@ -85,22 +90,49 @@ def _within(t: float | None, lo: float, hi: float) -> bool:
 
 
 def _retries(attempts: Sequence[Completion]) -> dict[str, list[float]]:
-    """Retried write id -> the invoke times of its attempts (single plain attempts left out)."""
+    """Retried write id -> the invoke times of its attempts (single plain attempts left out).
+
+    An id invoked twice has its hash twice, so only the ids whose hash repeats (and the
+    numbered attempts) gather their times: a long game day's ~700k single attempts build no
+    list and no dict entry each. A hash shared by two ids only adds a candidate, judged as
+    any other."""
+    numbered = {c.id for c in attempts if c.attempt is not None and c.attempt > 1}
+    hashes = np.fromiter((hash(c.id) for c in attempts if c.invoked_at is not None),
+                         dtype=np.int64)
+    values, counts = np.unique(hashes, return_counts=True)
+    twice = set(values[counts > 1].tolist())
     invokes: dict[str, list[float]] = {}
-    numbered: set[str] = set()
     for c in attempts:
-        if c.invoked_at is not None:
+        if c.invoked_at is not None and (c.id in numbered or hash(c.id) in twice):
             invokes.setdefault(c.id, []).append(c.invoked_at)
-        if c.attempt is not None and c.attempt > 1:
-            numbered.add(c.id)
     return {i: ts for i, ts in invokes.items() if len(ts) > 1 or i in numbered}
+
+
+class _Acks:
+    """The acknowledged outcomes sorted by acknowledgement time, to take the ids of those
+    acknowledged in a time range by bisection (a fault's window holds a few thousand of a
+    long game day's ~700k)."""
+
+    def __init__(self, merged: Iterable[Completion]) -> None:
+        acks = [c for c in merged if c.type == "ok" and c.completed_at is not None
+                and c.completed_at == c.completed_at]  # a NaN time is in no range
+        acks.sort(key=lambda c: cast(float, c.completed_at))
+        self._acks = acks
+        self._times = [cast(float, c.completed_at) for c in acks]
+
+    def ids_in(self, lo: float, hi: float) -> frozenset[str]:
+        """Ids acknowledged in ``[lo, hi)`` (as `_within`)."""
+        times = self._times
+        return frozenset(c.id for c in
+                         self._acks[bisect.bisect_left(times, lo):bisect.bisect_left(times, hi)])
 
 
 def _one_fault(
     fault: FaultRecord,
     *,
     attempts: Sequence[Completion],
-    merged: Sequence[Completion],
+    merged: Iterable[Completion],
+    acks: _Acks,
     reads: Sequence[Completion],
     retries: dict[str, list[float]],
     window_s: float,
@@ -109,9 +141,8 @@ def _one_fault(
     t_f = fault.injected_at
     t_r = fault.reverted_at if fault.reverted_at is not None else end
     t_r = t_f if t_r is None else max(t_r, t_f)
-    acks = [c for c in merged if c.type == "ok" and c.completed_at is not None]
-    before = frozenset(c.id for c in acks if _within(c.completed_at, t_f - window_s, t_f))
-    during = frozenset(c.id for c in acks if _within(c.completed_at, t_f, t_r + window_s))
+    before = acks.ids_in(t_f - window_s, t_f)
+    during = acks.ids_in(t_f, t_r + window_s)
     flight = frozenset(
         c.id for c in attempts
         if c.invoked_at is not None and c.invoked_at < t_f
@@ -123,7 +154,7 @@ def _one_fault(
     )
     degraded = frozenset(c.id for c in reads if _within(c.completed_at, t_f, t_r + window_s))
     risk = before | flight | during
-    kind = {c.id: c.f for c in merged}
+    kind = {c.id: c.f for c in merged if c.id in risk}
     return FaultExposure(
         fault=fault, start=t_f, end=t_r, acked_before=before, in_flight=flight,
         acked_during=during, retried=retried, degraded_reads=degraded, at_risk=risk,
@@ -152,12 +183,13 @@ def measure_exposure(
         raise SpecError(f"must be a number of seconds >= 0, got {window_s!r}", field="window_s")
     everything = as_digest(history).attempts
     attempts = [c for c in everything if c.f in WRITES]
-    merged = list(by_id(attempts).values())
+    merged = list(merged_outcomes(attempts))
+    acks = _Acks(merged)
     reads = [c for c in everything if c.f == "read" and c.type == "ok" and c.degraded is True]
     retries = _retries(attempts)
     per = tuple(
-        _one_fault(f, attempts=attempts, merged=merged, reads=reads, retries=retries,
-                   window_s=window_s, end=end)
+        _one_fault(f, attempts=attempts, merged=merged, acks=acks, reads=reads,
+                   retries=retries, window_s=window_s, end=end)
         for f in sorted(faults, key=lambda f: (f.injected_at, f.id))
     )
     return Exposure(

@@ -112,9 +112,9 @@ class FrameBuilder:
         self._t = array("d")
         self._d = array("d")
         self._ok = array("b")
-        self._status = array("l")
-        self._op = array("l")
-        self._err = array("l")
+        self._status = array("q")
+        self._op = array("i")
+        self._err = array("i")
         self._ops: dict[str, int] = {}
         self._errors: dict[Any, int] = {}
 
@@ -151,20 +151,24 @@ class FrameBuilder:
         return code
 
     def build(self) -> RequestFrame:
-        """The columns sorted by start time (stable)."""
+        """The columns sorted by start time (stable). Each column is moved out of the builder
+        as it is sorted (a long game day's columns are tens of MB each), which empties it."""
         t = np.frombuffer(self._t, dtype=np.float64) if len(self._t) else np.zeros(0)
         order = np.argsort(t, kind="stable")
+        del t
 
-        def col(a: array[Any], dtype: Any) -> Any:
-            raw = np.frombuffer(a, dtype=np.int64 if a.typecode == "l" else
-                                np.int8 if a.typecode == "b" else np.float64) \
-                if len(a) else np.zeros(0, dtype=dtype)
-            return raw[order].astype(dtype, copy=False)
+        def col(name: str, dtype: Any) -> Any:
+            a: array[Any] = getattr(self, name)
+            raw = np.frombuffer(a, dtype=np.dtype(a.typecode)) if len(a) else np.zeros(0, dtype)
+            out = raw[order].astype(dtype, copy=False)
+            del raw
+            setattr(self, name, array(a.typecode))
+            return out
 
         return RequestFrame(
-            t=col(self._t, np.float64), duration=col(self._d, np.float64),
-            ok=col(self._ok, np.bool_), status=col(self._status, np.int32),
-            op=col(self._op, np.int32), error=col(self._err, np.int32),
+            t=col("_t", np.float64), duration=col("_d", np.float64),
+            ok=col("_ok", np.bool_), status=col("_status", np.int32),
+            op=col("_op", np.int32), error=col("_err", np.int32),
             ops=tuple(self._ops), errors=tuple(self._errors))
 
 

@@ -21,10 +21,11 @@ operations, not entries, so this module turns the history into `Completion` reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import msgspec
+import numpy as np
 
 from drills.model import Counts, Item, Op, OpF
 
@@ -145,6 +146,29 @@ def by_id(ops: Iterable[Completion]) -> Mapping[str, Completion]:
             counter=prev.counter if prev.counter is not None else c.counter,
         )
     return merged
+
+
+def merged(attempts: Sequence[Completion]) -> Iterator[Completion]:
+    """``by_id(attempts).values()``, the same outcomes in the same order, without a mapping
+    of every id: an id whose hash no other attempt shares has one attempt, which is its
+    outcome; only the attempts of the others (retries, and ids whose hashes collide) are
+    merged by `by_id`. A long game day has ~700k attempts, nearly all single, and a mapping
+    of them is ~40 MB."""
+    hashes = np.fromiter((hash(c.id) for c in attempts), dtype=np.int64, count=len(attempts))
+    values, counts = np.unique(hashes, return_counts=True)
+    shared = set(values[counts > 1].tolist())
+    del hashes, values, counts
+    if not shared:
+        yield from attempts
+        return
+    several = dict(by_id(c for c in attempts if hash(c.id) in shared))
+    for c in attempts:
+        if hash(c.id) not in shared:
+            yield c
+        else:
+            outcome = several.pop(c.id, None)  # at its first attempt, once
+            if outcome is not None:
+                yield outcome
 
 
 def outcomes(history: Iterable[Op]) -> Mapping[str, Completion]:

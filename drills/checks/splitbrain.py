@@ -55,7 +55,8 @@ carried no store/epoch at all); else True.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from drills.checks.counters import CounterBound, counter_bounds
@@ -111,12 +112,40 @@ class VanishedRead:
     after: Completion
 
 
+def _by_time(ops: Iterable[Completion], time: Callable[[Completion], float]
+             ) -> list[Completion]:
+    """``ops`` sorted by ``(time(c), c.id)``, as sorting on that pair does, without building
+    the pair: sorted by time, then each run of equal times (rare with float clocks) by id. A
+    long game day sorts ~700k acks, and their pairs alone would be ~40 MB."""
+    out = sorted(ops, key=time)
+    times = [time(c) for c in out]
+    # k where out[k] and out[k + 1] tie; consecutive ks make one run of equal times
+    ties = [k for k, (a, b) in enumerate(itertools.pairwise(times)) if a == b]
+    runs: list[list[int]] = []
+    for k in ties:
+        if runs and runs[-1][1] == k:
+            runs[-1][1] = k + 1
+        else:
+            runs.append([k, k + 1])
+    for lo, hi in runs:
+        out[lo:hi + 1] = sorted(out[lo:hi + 1], key=_id)
+    return out
+
+
+def _id(c: Completion) -> str:
+    return c.id
+
+
+def _acked_at(c: Completion) -> float:
+    return c.completed_at or 0.0
+
+
 def _acks(ops: Iterable[Completion]) -> list[Completion]:
     """Acknowledged writes carrying store and epoch, by acknowledgement time."""
-    return sorted(
+    return _by_time(
         (c for c in ops if c.type == "ok" and c.f in WRITES and c.store is not None
          and c.epoch is not None and c.completed_at is not None),
-        key=lambda c: (c.completed_at, c.id),
+        _acked_at,
     )
 
 
@@ -163,10 +192,11 @@ def _divergence(snapshots: Sequence[StoreSnapshot]) -> dict[str, tuple[str, str 
     for k in every:
         if any(k not in s.keys for s in snapshots):
             out[f"key:{k}"] = (k, None)
-    pairs = {(k, c) for s in snapshots for k, cs in s.counters.items() for c in cs}
-    for k, c in pairs:
-        if len({s.count(k, c) for s in snapshots}) > 1:
-            out[f"counter:{k}/{c}"] = (k, c)
+    counted: set[str] = set().union(*(s.counters for s in snapshots))
+    for k in counted:  # key by key: no set of every (key, counter) pair of a long game day
+        for c in set().union(*(s.counters.get(k, ()) for s in snapshots)):
+            if len({s.count(k, c) for s in snapshots}) > 1:
+                out[f"counter:{k}/{c}"] = (k, c)
     return out
 
 
@@ -188,9 +218,9 @@ def winner_first_ack(ops: Iterable[Completion], *, winner: StoreSnapshot) -> Com
 
 def _winner_acks(ops: Iterable[Completion], *, winner: StoreSnapshot) -> list[Completion]:
     """The winner's acknowledged writes (attempts) that survived, by acknowledgement time."""
-    return sorted((c for c in ops if c.type == "ok" and c.f in WRITES and c.store == winner.name
-                   and c.completed_at is not None and _key(c) in winner.keys),
-                  key=lambda c: (c.completed_at or 0.0, c.id))
+    return _by_time((c for c in ops if c.type == "ok" and c.f in WRITES
+                     and c.store == winner.name and c.completed_at is not None
+                     and _key(c) in winner.keys), _acked_at)
 
 
 class _Tenure:
@@ -214,9 +244,9 @@ class _Tenure:
 
 def _by_others(ops: Iterable[Completion], *, winner: str) -> list[Completion]:
     """Ok attempts answered by a known store other than ``winner``, earliest invoke first."""
-    return sorted((c for c in ops if c.type == "ok" and c.store is not None
-                   and c.store != winner and c.completed_at is not None),
-                  key=lambda c: (c.invoked_at or 0.0, c.id))
+    return _by_time((c for c in ops if c.type == "ok" and c.store is not None
+                     and c.store != winner and c.completed_at is not None),
+                    lambda c: c.invoked_at or 0.0)
 
 
 def overlapping_acks(

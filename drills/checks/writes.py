@@ -59,7 +59,7 @@ def write_sets(
 def _write_sets(digest: HistoryDigest, *, final: StoreSnapshot,
                 preexisting: frozenset[str]) -> WriteSets:
     writes: dict[str, Completion] = {}
-    for c in digest.outcomes.values():
+    for c in digest.outcomes():
         if c.f != "write":
             continue
         key = c.key or c.id

@@ -15,9 +15,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from drills.checks import Series
 from drills.checks.columns import frame_series
 from drills.checks.frame import RequestFrame, as_frame
@@ -146,6 +143,11 @@ def timeline_png(
 ) -> bytes:
     """Render one class's three-panel timeline as PNG bytes (see the module docstring)."""
     x, rps, fps, rate, p95 = _columns(series, origin)
+    # imported here, not with the module: matplotlib is ~30 MB of a harness that otherwise
+    # peaks while it judges a long game day, before any plot is drawn
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax_rps, ax_ok, ax_lat = fig.subplots(3, 1, sharex=True)

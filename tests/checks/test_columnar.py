@@ -32,7 +32,7 @@ from drills.checks.digest import DigestBuilder, HistoryDigest
 from drills.checks.frame import RequestFrame
 from drills.errors import SpecError
 from drills.model import FaultRecord, FinalRead, Op, Request
-from drills.runstore import merge_records
+from drills.runstore import merge_records, read_frame
 from tests.checks._build import T0, fault, feed_read, final, flatten, snap, stats_read, write
 
 
@@ -278,8 +278,12 @@ def test_merge_records_writes_what_the_list_readers_read_and_judges_the_same(
             + '{"process":"torn')
     run = tmp_path / "run"
     merged = merge_records(load, run, winner=fin.authoritative)
+    # the lines as the processes recorded them, one file after the other; read back, the
+    # same records in start order as the list reader gives
     assert (run / "requests.jsonl").read_text() == "".join(
-        json.dumps(r.to_dict(), separators=(",", ":")) + "\n" for r in read_requests(load))
+        (load / f"requests-{pid}.jsonl").read_text() for pid in (11, 12))
+    assert list(read_frame([run / "requests.jsonl"]).rows()) == read_requests(load)
+    assert list(merged.requests.rows()) == read_requests(load)
     assert [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()] \
         == [o.to_dict() for o in read_history(load)]
     assert merged.history is not None
@@ -372,3 +376,87 @@ def test_what_checks_share_is_computed_once_per_snapshot_and_preexisting() -> No
     assert counter_bounds(digest, final=twin) == bounds
     assert counter_bounds(digest, final=twin) is not bounds
     assert bounds == counter_bounds(history, final=west)  # a plain history: no memo, same
+
+
+def test_request_lines_in_other_json_types_read_as_request_from_dict_reads_them(
+        tmp_path: Path) -> None:
+    """The typed fast path takes the recorder's types; a line in other types (a status as
+    text, ok as 1, a class as a number, no status) is read as `Request.from_dict` reads it,
+    a blank line is skipped, a last line without its newline is kept (and written with one),
+    and a line that is no request names its file and line."""
+    from drills.load.records import read_requests
+
+    lines = [
+        '{"t": 3.0, "duration": 0.1, "op": "feed", "ok": true, "status": 200, "error": null}',
+        '{"t": 1.0, "duration": 0.2, "op": 7, "ok": 1, "status": "503", "error": "http 503"}',
+        "",
+        '{"t": 2, "duration": 1, "op": "view", "ok": false}',
+        '{"t": 2.0, "duration": 0.5, "op": "like", "ok": true, "status": 200.0}',
+    ]
+    load = tmp_path / "load"
+    load.mkdir()
+    (load / "requests-1.jsonl").write_text("\n".join(lines))  # no newline at the end
+    run = tmp_path / "run"
+    merged = merge_records(load, run)
+    assert list(merged.requests.rows()) == read_requests(load)
+    assert [r.op for r in merged.requests.rows()] == ["7", "view", "like", "feed"]
+    assert (run / "requests.jsonl").read_text() == "".join(f"{x}\n" for x in lines if x)
+    (load / "requests-1.jsonl").write_text(lines[0] + '\n{"t": 1.0, "op": "feed"}\n')
+    with pytest.raises(SpecError) as info:
+        merge_records(load, tmp_path / "run2")
+    assert "line 2" in str(info.value) and info.value.source == str(load / "requests-1.jsonl")
+
+
+def test_a_write_error_in_the_writer_thread_is_raised_and_the_merge_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run files are written by a thread of their own: an `OSError` it meets (a full disk)
+    is raised to the merge, never lost."""
+    from drills import runstore
+
+    class Full:
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+    opened = runstore._Writer.__init__
+
+    def full_disk(self: runstore._Writer, path: Path) -> None:
+        opened(self, path)
+        self._fh = Full(self._fh)  # type: ignore[assignment]
+
+    monkeypatch.setattr(runstore._Writer, "__init__", full_disk)
+    load = tmp_path / "load"
+    load.mkdir()
+    (load / "requests-1.jsonl").write_text(
+        '{"t": 1.0, "duration": 0.1, "op": "feed", "ok": true, "status": 200}\n')
+    with pytest.raises(OSError, match="No space left"):
+        merge_records(load, tmp_path / "run")
+    records = None
+    with pytest.raises(OSError, match="No space left"):
+        records = merge_records(load, tmp_path / "run", wait=False)
+        records.durable()
+    assert records is not None  # the error came at durable(), once the thread had met it
+
+
+def test_a_snapshots_counters_are_rows_that_read_back_as_given() -> None:
+    """`StoreSnapshot` holds its counters as a `CounterTable`: equal to the dicts it was given,
+    in their key order, `count` without a dict, a missing counter reads 0; values that do
+    not fit a 64-bit row (or are no integers) are kept as given."""
+    from drills.model import CounterTable, StoreSnapshot
+
+    given = {"b": {"views": 3, "likes": 0}, "a": {"likes": 2}, "c": {},
+             "big": {"views": 2 ** 70}, "edge": {"views": -(2 ** 63)}}
+    s = StoreSnapshot(name="east", reachable=True, keys=frozenset(given), counters=given)
+    assert isinstance(s.counters, CounterTable)
+    assert s.counters == given and list(s.counters) == list(given)
+    assert dict(s.counters["a"]) == {"likes": 2} and s.counters["c"] == {}
+    assert (s.count("b", "views"), s.count("a", "views"), s.count("zz", "views")) == (3, 0, 0)
+    assert (s.count("big", "views"), s.count("edge", "views")) == (2 ** 70, -(2 ** 63))
+    assert s.count("b", "shares") == 0 and "b" in s.counters and "zz" not in s.counters
+    assert StoreSnapshot.from_dict(s.to_dict()) == s
+    assert s.counter_names() == {"views", "likes"}

@@ -183,3 +183,19 @@ def test_totals_are_the_union_of_the_faults(writes, faults):
     for p in e.faults:
         assert p.at_risk == p.acked_before | p.in_flight | p.acked_during
         assert p.keys_at_risk == p.at_risk and not p.increments_at_risk
+
+
+def test_ids_whose_hashes_collide_are_not_taken_for_retries() -> None:
+    """Retries are found by hashing ids; two ids that share a hash (CPython hashes -1 and -2
+    alike) are only candidates: each invoked once is no retry, an id invoked twice is."""
+    from drills.checks.exposure import _retries
+    from drills.checks.history import completions
+
+    assert hash(-1) == hash(-2)
+    ops = flatten([
+        write("upload", -1, T0 + 1, T0 + 1.1),  # type: ignore[arg-type]
+        write("upload", -2, T0 + 2, T0 + 2.1),  # type: ignore[arg-type]
+        attempts("view", "twice", [(T0 + 3, T0 + 3.1, "info"), (T0 + 4, T0 + 4.1, "ok")],
+                 key="a"),
+    ])
+    assert _retries(completions(ops)) == {"twice": [T0 + 3, T0 + 4]}

@@ -97,3 +97,23 @@ def test_pairing_matches_a_model_on_random_interleavings(attempts, rnd):
         want = "ok" if "ok" in types else "info" if "info" in types else "fail"
         assert merged[f"op{n}"].type == want
         assert merged[f"op{n}"].invoked_at == T0 + n
+
+
+def test_merged_gives_by_ids_outcomes_in_its_order() -> None:
+    """`merged` (no mapping of every id) equals ``by_id(...).values()`` on attempts with
+    retried ids, ids completed several times and ids whose hashes collide (CPython hashes
+    -1 and -2 alike)."""
+    import random
+
+    from drills.checks.history import Completion, merged
+
+    assert hash(-1) == hash(-2)
+    rng = random.Random(5)
+    for trial in range(200):
+        attempts = [
+            Completion(id=rng.choice(["a", "b", "c", "d", -1, -2, f"u{k}"]),  # type: ignore[arg-type]
+                       f="incr", process="p", type=rng.choice(["ok", "fail", "info"]),
+                       invoked_at=rng.choice([None, float(k)]), completed_at=float(k) + 0.5,
+                       key=rng.choice([None, "k1", "k2"]), counter="views")
+            for k in range(rng.randint(0, 30))]
+        assert list(merged(attempts)) == list(by_id(attempts).values()), trial
