@@ -189,11 +189,16 @@ class DigestBuilder:
     # -- output ------------------------------------------------------------------------------
     def build(self) -> HistoryDigest:
         """The digest of every op folded so far (ops still pending count as indeterminate)."""
-        slots = list(self._slots)
-        for index, invoke in self._pending.values():
-            slots[index] = self._pair(invoke, None)
+        slots, pending = self._slots, list(self._pending.values())
+        for index, invoke in pending:  # filled in place for the tuple, then emptied again:
+            slots[index] = self._pair(invoke, None)  # no copy of ~2M slots
+        try:
+            attempts = tuple(c for c in slots if c is not None)
+        finally:
+            for index, _invoke in pending:
+                slots[index] = None
         return HistoryDigest(
-            attempts=tuple(c for c in slots if c is not None), reads_judged=self.judged,
+            attempts=attempts, reads_judged=self.judged,
             reads_judged_degraded=self.judged_degraded, trimmed=self.trim,
             winner=None if self.winner is None or not self.trim else self.winner.name,
             winner_keys=None if self.winner is None or not self.trim else self.winner.keys)

@@ -23,7 +23,9 @@ import numpy.typing as npt
 from drills.model import Request
 
 F64 = npt.NDArray[np.float64]
-I32 = npt.NDArray[np.int32]
+#: class codes, error codes and statuses: int16 when every value fits (nearly always), else
+#: int32 (`FrameBuilder.build`)
+Codes = npt.NDArray[np.int16] | npt.NDArray[np.int32]
 BOOL = npt.NDArray[np.bool_]
 
 
@@ -38,9 +40,9 @@ class RequestFrame:
     t: F64
     duration: F64
     ok: BOOL
-    status: I32
-    op: I32
-    error: I32
+    status: Codes
+    op: Codes
+    error: Codes
     ops: tuple[str, ...]
     errors: tuple[Any, ...]
 
@@ -160,6 +162,10 @@ class FrameBuilder:
         def col(name: str, dtype: Any) -> Any:
             a: array[Any] = getattr(self, name)
             raw = np.frombuffer(a, dtype=np.dtype(a.typecode)) if len(a) else np.zeros(0, dtype)
+            if dtype is None:  # a code column: as narrow as its values allow
+                small = not len(raw) or (int(raw.min()) >= -(2 ** 15)
+                                         and int(raw.max()) < 2 ** 15)
+                dtype = np.int16 if small else np.int32
             out = raw[order].astype(dtype, copy=False)
             del raw
             setattr(self, name, array(a.typecode))
@@ -167,8 +173,8 @@ class FrameBuilder:
 
         return RequestFrame(
             t=col("_t", np.float64), duration=col("_d", np.float64),
-            ok=col("_ok", np.bool_), status=col("_status", np.int32),
-            op=col("_op", np.int32), error=col("_err", np.int32),
+            ok=col("_ok", np.bool_), status=col("_status", None),
+            op=col("_op", None), error=col("_err", None),
             ops=tuple(self._ops), errors=tuple(self._errors))
 
 
