@@ -458,9 +458,11 @@ class _Writer:
             raise self._error
 
     def abandon(self) -> None:
-        """Stop without fsync (the merge failed; the file is rewritten or never used)."""
+        """Stop without fsync (the merge failed; the file is rewritten or never used); also
+        after a `finish` that raised."""
         self._pending, self._abandoned = [], True
-        self._queue.put(None)
+        if self._thread.is_alive():
+            self._queue.put(None)
         self._thread.join()
         self._fh.close()
 
@@ -472,10 +474,10 @@ def _written(path: Path, *, wait: bool = True) -> Iterator[_Writer]:
     out = _Writer(path)
     try:
         yield out
+        out.finish()
     except BaseException:
         out.abandon()
         raise
-    out.finish()
     if wait:
         out.wait()
 
