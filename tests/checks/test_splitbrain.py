@@ -300,3 +300,21 @@ def test_handovers_with_late_answers_are_clean_and_one_vanished_ack_is_not(per_e
     bad = [*history, *write("upload", "lost", x - 0.005, x + 0.001, "ok", store=loser)]
     res = check_split_brain(bad, final=after)
     assert res.metrics["overlapping_acks"] == 1 and res.passed is False
+
+
+def test_sorting_by_time_breaks_ties_by_id_as_the_pair_sort_does() -> None:
+    """`_by_time` (no (time, id) pair per ack) orders as sorting on that pair does, with many
+    equal times, runs of them, missing times (read as 0) and repeated ids."""
+    import random
+
+    from drills.checks.history import Completion
+    from drills.checks.splitbrain import _acked_at, _by_time
+
+    rng = random.Random(11)
+    for trial in range(300):
+        acks = [Completion(id=str(rng.randint(0, 30)), f="write", process="p", type="ok",
+                           invoked_at=0.0,
+                           completed_at=rng.choice([1.0, 2.0, 2.0, 3.0, 3.0, 3.0, None, 0.0]))
+                for _ in range(rng.randint(0, 40))]
+        assert _by_time(acks, _acked_at) == sorted(
+            acks, key=lambda c: (c.completed_at or 0.0, c.id)), trial
