@@ -362,10 +362,7 @@ class StoreSnapshot:
 
     def count(self, key: str, counter: str) -> int:
         """The value of ``counter`` of ``key`` (0 when the store has none)."""
-        counters = self.counters
-        if isinstance(counters, CounterTable):
-            return int(counters.count(key, counter))
-        return int(counters.get(key, {}).get(counter, 0))
+        return int(cast(CounterTable, self.counters).count(key, counter))  # __post_init__
 
     def counter_names(self) -> frozenset[str]:
         """Every counter name this snapshot holds for any key."""

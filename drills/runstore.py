@@ -48,7 +48,7 @@ from typing import IO, Any
 
 import msgspec
 
-from drills.checks.digest import DigestBuilder, HistoryDigest, OpLine, validate_op
+from drills.checks.digest import DigestBuilder, HistoryDigest, OpLine
 from drills.checks.frame import FrameBuilder, RequestFrame
 from drills.errors import SpecError
 from drills.journal import JOURNAL_FILE, Judgement
@@ -69,13 +69,9 @@ _Line = tuple[float, bytes, dict[str, Any]]
 
 
 def _decoder() -> Callable[[bytes], Any]:
-    """A JSON decoder for record lines: msgspec's when it is installed (the same values as
-    `json.loads` gives, five times faster: most of a long game day's analysis is decoding),
-    else `json.loads`. Both raise `ValueError` for malformed JSON."""
-    try:
-        import msgspec  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return json.loads
+    """A JSON decoder for record lines: msgspec's (the same values as `json.loads` gives, five
+    times faster: most of a long game day's analysis is decoding). It raises `ValueError` for
+    malformed JSON, as `json.loads` does (the tests swap it in: both paths read alike)."""
     decode: Callable[[bytes], Any] = msgspec.json.Decoder().decode
     return decode
 
@@ -84,12 +80,8 @@ def _decoder() -> Callable[[bytes], Any]:
 def _history_decoder() -> tuple[Callable[[bytes], Any], Callable[[Mapping[str, Any]], None]]:
     """(decode, check) for history lines: msgspec's decoder typed as `OpLine` (it checks every
     field's type in C, counters included, and gives the same dict `json.loads` would, less
-    unknown fields) with the one rule a type cannot say (`check_op_rules`); without msgspec,
-    `json.loads` and the whole `validate_op` in Python."""
-    try:
-        import msgspec  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return json.loads, validate_op
+    unknown fields) with the one rule a type cannot say (`check_op_rules`). The tests swap in
+    `json.loads` and the whole `validate_op` in Python: both refuse the same lines."""
     decode: Callable[[bytes], Any] = msgspec.json.Decoder(OpLine).decode
     return decode, check_op_rules
 
@@ -146,25 +138,18 @@ def read_frame(paths: Iterable[Path], out: _Writer | None = None) -> RequestFram
     for path in paths:
         for batch in _accepted(path, decode, accept):  # each record added as read
             if out is not None:
-                out.write(_joined([line for line, _d in batch]))
+                out.write(b"".join([line for line, _d in batch]))
     return frame.build()
-
-
-def _joined(lines: list[bytes]) -> bytes:
-    """``lines`` as one block, the last one ended by a newline if it had none (the last line
-    of a file whose writer stopped right after it)."""
-    block = b"".join(lines)
-    return block if block.endswith(b"\n") else block + b"\n"
 
 
 def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any], object]
               ) -> Iterator[list[tuple[bytes, Any]]]:
     """(line, record) of every non-blank line of ``path`` that parses and that ``accept``
-    takes, in file order, in lists of up to `CHUNK`; a torn last line (no newline: a killed
-    writer) that does not ends the file, any other line that does not is a `SpecError`
-    naming the file and line (`_refused`). One tight loop per chunk: a long game day's
-    records are millions of lines, and a generator step per line costs more than decoding
-    it."""
+    takes, in file order, in lists of up to `CHUNK` (a last line that parses without its
+    newline gets one); a torn last line (no newline: a killed writer) that does not ends the
+    file, any other line that does not is a `SpecError` naming the file and line
+    (`_refused`). One tight loop per chunk: a long game day's records are millions of lines,
+    and a generator step per line costs more than decoding it."""
     batch: list[tuple[bytes, Any]] = []
     chunk = CHUNK
     with _opened(path) as fh:
@@ -181,6 +166,9 @@ def _accepted(path: Path, decode: Callable[[bytes], Any], accept: Callable[[Any]
                 yield batch
                 batch = []
     if batch:
+        if not batch[-1][0].endswith(b"\n"):  # the file's last line, without its newline
+            line, d = batch[-1]
+            batch[-1] = (line + b"\n", d)
         yield batch
 
 
@@ -393,7 +381,8 @@ class _Writer:
     """A file written by a thread of its own and fsync'd when closed: the merge hands it blocks
     and goes on decoding while the kernel copies them (a long game day's history is over a
     gigabyte; ``write`` and ``fsync`` release the GIL). At most `_Writer.QUEUED` blocks wait, so
-    memory stays bounded. `close` raises the `OSError` a write or the fsync met."""
+    memory stays bounded. `finish` hands over the rest, `wait` raises the `OSError` a write or
+    the fsync met (`_written` does both)."""
 
     QUEUED = 4
     #: bytes gathered before a block is handed to the thread (one queue step per block)
@@ -437,11 +426,6 @@ class _Writer:
                 os.fsync(self._fh.fileno())
             except OSError as exc:
                 self._error = exc
-
-    def close(self) -> None:
-        """Write what is left, fsync, close; raise the first `OSError` met."""
-        self.finish()
-        self.wait()
 
     def finish(self) -> None:
         """Hand over what is left: the thread writes it and fsyncs (`wait` for it)."""

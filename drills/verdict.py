@@ -145,10 +145,6 @@ def _objectives(spec: DrillSpec, c: Mapping[str, CheckResult]) -> list[Objective
     return out
 
 
-#: The checks judge runs before the others (see `judge`).
-_RUN_ORDER = ("exposure",)
-
-
 def judge(
     spec: DrillSpec,
     *,
@@ -211,9 +207,9 @@ def judge(
     # exposure runs first: the largest passing work of a long game day's judging, done before
     # the write sets and counter bounds that later checks share are built and held; results
     # keep the order above
-    done = {name: _guarded(name, runs[name]) for name in _RUN_ORDER if name in runs}
-    checks = {name: done[name] if name in done else _guarded(name, run)
-              for name, run in runs.items()}
+    done = {name: _guarded(name, runs[name])
+            for name in sorted(runs, key=lambda name: name != "exposure")}
+    checks = {name: done[name] for name in runs}
     crashed = tuple(n for n, c in checks.items() if c.metrics.get("crashed"))
     exposure = checks["exposure"].metrics
     metrics: dict[str, Any] = {

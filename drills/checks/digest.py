@@ -204,12 +204,6 @@ class DigestBuilder:
             winner_keys=None if self.winner is None or not self.trim else self.winner.keys)
 
     # -- pairing -----------------------------------------------------------------------------
-    @staticmethod
-    def _s(value: Any) -> Any:
-        """One shared object per distinct string (keys, stores, processes recur a lot; the
-        keys are the very objects of the final read's snapshots: `interned`)."""
-        return interned(value)
-
     def _pair(self, invoke: Mapping[str, Any] | None,
               done: Mapping[str, Any] | None) -> Completion | None:
         """The `Completion` of an invoke and/or its completion (`drills.checks.history._pair`),
@@ -250,7 +244,7 @@ class DigestBuilder:
                 self._acked_keys.add(key)
         elif f == "read" and self.trim:
             return None  # a read that never completed: no check reads it
-        s = self._s
+        s = interned  # keys, stores, processes recur: one object each, the snapshots' keys
         return Completion(
             id=s(src["id"]) if src["id"] == key else src["id"], f=f, process=s(src["process"]),
             type="info" if done is None else done["type"],

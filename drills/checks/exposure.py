@@ -39,11 +39,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import numpy as np
-
 from drills.checks.digest import HistoryDigest, as_digest
 from drills.checks.findings import at, bounded
-from drills.checks.history import INCREMENTS, WRITES, Completion
+from drills.checks.history import INCREMENTS, WRITES, Completion, repeated_hashes
 from drills.checks.history import merged as merged_outcomes
 from drills.errors import SpecError
 from drills.model import CheckResult, FaultRecord, Op
@@ -92,15 +90,12 @@ def _within(t: float | None, lo: float, hi: float) -> bool:
 def _retries(attempts: Sequence[Completion]) -> dict[str, list[float]]:
     """Retried write id -> the invoke times of its attempts (single plain attempts left out).
 
-    An id invoked twice has its hash twice, so only the ids whose hash repeats (and the
-    numbered attempts) gather their times: a long game day's ~700k single attempts build no
+    Only the ids whose hash repeats among the invoked attempts (`repeated_hashes`) and the
+    numbered attempts gather their times: a long game day's ~700k single attempts build no
     list and no dict entry each. A hash shared by two ids only adds a candidate, judged as
     any other."""
     numbered = {c.id for c in attempts if c.attempt is not None and c.attempt > 1}
-    hashes = np.fromiter((hash(c.id) for c in attempts if c.invoked_at is not None),
-                         dtype=np.int64)
-    values, counts = np.unique(hashes, return_counts=True)
-    twice = set(values[counts > 1].tolist())
+    twice = repeated_hashes(c.id for c in attempts if c.invoked_at is not None)
     invokes: dict[str, list[float]] = {}
     for c in attempts:
         if c.invoked_at is not None and (c.id in numbered or hash(c.id) in twice):

@@ -91,21 +91,6 @@ class RequestFrame:
                                              self.op.tolist(), self.error.tolist(), strict=True):
             yield Request(t=t, duration=d, op=ops[op], ok=ok, status=status, error=errors[err])
 
-    def jsonl(self, chunk: int = 65536) -> Iterator[str]:
-        """The records as JSON lines, in ``t`` order, exactly as ``json.dumps(r.to_dict(),
-        separators=(",", ":"))`` writes them (floats and ints print the same way)."""
-        op_text = [json.dumps(o) for o in self.ops]
-        err_text = [json.dumps(e) for e in self.errors]
-        for lo in range(0, len(self), chunk):
-            hi = lo + chunk
-            yield "".join(
-                f'{{"t":{t!r},"duration":{d!r},"op":{op_text[o]},"ok":{"true" if ok else "false"},'
-                f'"status":{s},"error":{err_text[e]}}}\n'
-                for t, d, o, ok, s, e in zip(
-                    self.t[lo:hi].tolist(), self.duration[lo:hi].tolist(), self.op[lo:hi].tolist(),
-                    self.ok[lo:hi].tolist(), self.status[lo:hi].tolist(),
-                    self.error[lo:hi].tolist(), strict=True))
-
 
 class FrameBuilder:
     """Appends requests to growing columns; `build` sorts them into a `RequestFrame`."""

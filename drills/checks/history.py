@@ -148,16 +148,20 @@ def by_id(ops: Iterable[Completion]) -> Mapping[str, Completion]:
     return merged
 
 
+def repeated_hashes(ids: Iterable[object]) -> set[int]:
+    """The hashes that two or more of ``ids`` have: every id that occurs twice has one, and so
+    do ids whose hashes collide (a caller then compares the ids themselves). Finds a long game
+    day's few repeated ids among ~700k without a mapping of them all (~40 MB)."""
+    values, counts = np.unique(np.fromiter(map(hash, ids), dtype=np.int64), return_counts=True)
+    return set(values[counts > 1].tolist())
+
+
 def merged(attempts: Sequence[Completion]) -> Iterator[Completion]:
     """``by_id(attempts).values()``, the same outcomes in the same order, without a mapping
     of every id: an id whose hash no other attempt shares has one attempt, which is its
-    outcome; only the attempts of the others (retries, and ids whose hashes collide) are
-    merged by `by_id`. A long game day has ~700k attempts, nearly all single, and a mapping
-    of them is ~40 MB."""
-    hashes = np.fromiter((hash(c.id) for c in attempts), dtype=np.int64, count=len(attempts))
-    values, counts = np.unique(hashes, return_counts=True)
-    shared = set(values[counts > 1].tolist())
-    del hashes, values, counts
+    outcome; only the attempts of the others (`repeated_hashes`: retries, and ids whose
+    hashes collide) are merged by `by_id`."""
+    shared = repeated_hashes(c.id for c in attempts)
     if not shared:
         yield from attempts
         return

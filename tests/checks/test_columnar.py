@@ -28,7 +28,7 @@ from drills.checks import (
     series_by_class,
 )
 from drills.checks.columns import frame_series
-from drills.checks.digest import DigestBuilder, HistoryDigest
+from drills.checks.digest import DigestBuilder, HistoryDigest, validate_op
 from drills.checks.frame import RequestFrame
 from drills.errors import SpecError
 from drills.model import FaultRecord, FinalRead, Op, Request
@@ -258,7 +258,7 @@ def test_merge_records_writes_what_the_list_readers_read_and_judges_the_same(
     if decoder == "json":
         monkeypatch.setattr(runstore, "_decoder", lambda: json.loads)
         monkeypatch.setattr(runstore, "_history_decoder",
-                            lambda: (json.loads, runstore.validate_op))
+                            lambda: (json.loads, validate_op))
 
     history, fin, faults = _deposed_primary()
     load = tmp_path / "load"
@@ -316,7 +316,7 @@ def test_a_malformed_history_line_is_an_error_naming_file_and_line(
 
     if decoder == "json":
         monkeypatch.setattr(runstore, "_history_decoder",
-                            lambda: (json.loads, runstore.validate_op))
+                            lambda: (json.loads, validate_op))
     load = tmp_path / "load"
     load.mkdir()
     good = json.dumps(_GOOD_OP)
